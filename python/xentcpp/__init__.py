@@ -1,0 +1,10 @@
+"""xentcpp: fast, exact softmax cross-entropy (loss and gradient) for NumPy arrays.
+
+The loss is ``logsumexp(x) - x[y]`` computed with the row maximum subtracted, in C++ kernels that
+read NumPy arrays without copying them and release the GIL.
+"""
+
+from ._core import __version__
+from ._cross_entropy import cross_entropy, cross_entropy_grad, cross_entropy_value_and_grad
+
+__all__ = ["__version__", "cross_entropy", "cross_entropy_grad", "cross_entropy_value_and_grad"]

@@ -1,0 +1,270 @@
+"""Softmax cross-entropy: the loss, its gradient, and both at once."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple, TypeVar, Union
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _validation
+
+try:
+    from . import _core
+except ImportError as err:  # pragma: no cover - only without a build
+    raise ImportError(
+        "xentcpp's C++ extension (xentcpp._core) is missing: build and install the package with "
+        "`pip install .` from the source tree"
+    ) from err
+
+__all__ = ["cross_entropy", "cross_entropy_grad", "cross_entropy_value_and_grad"]
+
+Loss = Union[float, np.ndarray]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_PARAMETERS = """\
+    input : array_like
+        Logits (or, with ``from_logits=False``, probabilities): float16, float32 or float64, with the
+        classes along ``axis``. float16 is computed in float32.
+    target : array_like
+        Either class indices, integers of ``input``'s shape without ``axis`` (any integer dtype), or
+        probabilities of ``input``'s shape (soft or one-hot; any real dtype).
+    axis : int, default -1
+        The class axis. ``axis=1`` on ``(N, C, d1, ...)`` is PyTorch's layout.
+    weight : array_like of shape (C,), optional
+        A weight per class (PyTorch's ``weight``).
+    ignore_index : int, default -100
+        Class-index targets equal to it add nothing to the loss, nor to the mean's denominator, and
+        get a zero gradient. Not allowed with probability targets.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"`` gives one loss per row; ``"sum"`` their sum; ``"mean"`` their sum divided by the
+        summed weight of the rows that are not ignored (class indices) or by the number of rows
+        (probabilities), as in PyTorch. A mean over nothing is ``nan``.
+    label_smoothing : float in [0, 1], default 0.0
+        Mixes the target with the uniform distribution: ``(1 - a) * target + a / C``.
+    from_logits : bool, default True
+        ``False``: ``input`` holds probabilities, used as given (not renormalised) and clipped to
+        ``[epsilon, 1 - epsilon]`` as Keras does; the gradient is 0 where the clip applies.
+    epsilon : float in [0, 0.5), default 1e-7
+        The clip for ``from_logits=False``."""
+
+_FORMULA = """\
+    For a row ``x`` of ``C`` logits with ``lse = logsumexp(x)`` and class weights ``w`` (default 1),
+    a class-index target ``y`` and label smoothing ``a`` give::
+
+        loss = (1 - a) * w[y] * (lse - x[y]) + (a / C) * sum_c w[c] * (lse - x[c])
+
+    and a probability target ``t`` (smoothed to ``t' = (1 - a) t + a / C``) gives::
+
+        loss = sum_c w[c] * t'[c] * (lse - x[c])
+
+    ``lse - x[c]`` is computed with the row maximum subtracted, never as ``-log(softmax(x))``."""
+
+
+def _doc(function: _F) -> _F:
+    function.__doc__ = (function.__doc__ or "").format(parameters=_PARAMETERS, formula=_FORMULA)
+    return function
+
+
+def _run(call: _validation.Call, **kwargs: Any) -> float:
+    try:
+        return _core.cross_entropy(call.input, call.target, **call.options, **kwargs)
+    except IndexError as err:
+        raise _validation.locate_label_error(err, call.batch_shape) from None
+
+
+def _losses(call: _validation.Call) -> Optional[np.ndarray]:
+    """The per-row loss buffer, for reduction "none" only."""
+    return np.empty(call.input.shape[0], dtype=call.dtype) if call.reduction == "none" else None
+
+
+def _result(call: _validation.Call, total: float, losses: Optional[np.ndarray]) -> Loss:
+    if call.reduction == "none":
+        assert losses is not None
+        return losses.reshape(call.batch_shape)
+    return float(total)
+
+
+def _gradient(call: _validation.Call, out: Optional[np.ndarray], **kwargs: Any) -> Tuple[float, np.ndarray]:
+    """Runs the core with a gradient buffer; writes straight into ``out`` (or the new result) when its
+    layout is the core's, else into a scratch buffer that is converted once."""
+    direct = call.class_axis_last and call.dtype == call.input_dtype
+    if out is not None:
+        _validation.check_out(call, out)
+        buffer = out.reshape(call.input.shape) if direct else np.empty_like(call.input)
+    else:
+        buffer = np.empty_like(call.input)
+    total = _run(call, grad=buffer, **kwargs)
+    if direct:
+        return total, out if out is not None else buffer.reshape(call.input_shape)
+    moved = np.moveaxis(buffer.reshape(call.batch_shape + (call.input.shape[1],)), -1, call.axis)
+    if out is None:
+        return total, moved.astype(call.input_dtype, copy=False)
+    np.copyto(out, moved, casting="same_kind")
+    return total, out
+
+
+@_doc
+def cross_entropy(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    from_logits: bool = True,
+    epsilon: float = 1e-7,
+) -> Loss:
+    """Softmax cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
+
+{formula}
+
+    Parameters
+    ----------
+{parameters}
+
+    Returns
+    -------
+    float or ndarray
+        A Python float for ``"sum"`` and ``"mean"`` (accumulated in float64); for ``"none"`` an array
+        of ``input``'s shape without ``axis``, in the compute dtype (float32 for float16 input).
+
+    Raises
+    ------
+    TypeError
+        Input not a float array, class indices not integers, bad option types.
+    ValueError
+        Shapes that do not fit, an empty class axis, an unknown reduction, options out of range.
+    IndexError
+        A class index outside ``[0, C)`` that is not ``ignore_index`` (checked by the C++ core).
+
+    Examples
+    --------
+    >>> import xentcpp as xc
+    >>> xc.cross_entropy([[0.1, 0.3, 0.6], [0.2, 0.3, 0.5]], [0, 2], reduction="none", from_logits=False)
+    array([2.30258509, 0.69314718])
+    >>> round(xc.cross_entropy([[2.0, 1.0, 0.1]], [0]), 6)
+    0.417030
+    """
+    call = _validation.prepare(
+        input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
+        label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon,
+    )
+    losses = _losses(call)
+    return _result(call, _run(call, row_losses=losses), losses)
+
+
+@_doc
+def cross_entropy_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    grad_output: ArrayLike = 1.0,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    from_logits: bool = True,
+    epsilon: float = 1e-7,
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """Gradient of :func:`cross_entropy` with respect to ``input``, times ``grad_output``.
+
+    For logits it is ``scale * (softmax(x) * sum_c w[c] t'[c] - w * t')`` per row (``softmax(x) - t``
+    for plain targets), where ``scale`` is ``grad_output`` (divided by the mean's denominator for
+    ``"mean"``). Ignored rows, and every row of a mean over nothing, get a zero gradient.
+
+{formula}
+
+    Parameters
+    ----------
+{parameters}
+    grad_output : float or array_like, default 1.0
+        The upstream gradient: a scalar for ``"sum"`` and ``"mean"``; for ``"none"`` a scalar or an
+        array broadcastable to the per-row loss shape.
+    out : ndarray, optional
+        A writeable C-contiguous array of ``input``'s shape and dtype to write the gradient into;
+        ``out=input`` overwrites the logits with their gradient (no second buffer when the class axis
+        is last and the dtype is float32 or float64).
+
+    Returns
+    -------
+    ndarray
+        The gradient, of ``input``'s shape and dtype (``out`` when given).
+
+    Raises
+    ------
+    TypeError, ValueError, IndexError
+        As :func:`cross_entropy`; also for an ``out`` of the wrong type, dtype, shape or layout, read-only,
+        or overlapping another argument, and for a ``grad_output`` of the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np, xentcpp as xc
+    >>> x = np.array([[0.0, 0.0]])
+    >>> xc.cross_entropy_grad(x, [1])
+    array([[ 0.5, -0.5]])
+    """
+    call = _validation.prepare(
+        input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
+        label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon,
+    )
+    scalar, rows = _validation.grad_output_rows(call, grad_output)
+    return _gradient(call, out, grad_output=scalar, grad_output_rows=rows)[1]
+
+
+@_doc
+def cross_entropy_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    *,
+    axis: int = -1,
+    weight: Optional[ArrayLike] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    from_logits: bool = True,
+    epsilon: float = 1e-7,
+    out: Optional[np.ndarray] = None,
+) -> Tuple[Loss, np.ndarray]:
+    """:func:`cross_entropy` and :func:`cross_entropy_grad` in one fused pass over the input.
+
+    For ``"none"`` the gradient is that of each row's own loss (an upstream gradient of ones).
+
+{formula}
+
+    Parameters
+    ----------
+{parameters}
+    out : ndarray, optional
+        As in :func:`cross_entropy_grad`; ``out=input`` replaces the logits by the gradient.
+
+    Returns
+    -------
+    loss : float or ndarray
+        As :func:`cross_entropy`.
+    grad : ndarray
+        As :func:`cross_entropy_grad` with ``grad_output=1``.
+
+    Raises
+    ------
+    TypeError, ValueError, IndexError
+        As :func:`cross_entropy_grad`.
+
+    Examples
+    --------
+    >>> import xentcpp as xc
+    >>> loss, grad = xc.cross_entropy_value_and_grad([[0.0, 0.0]], [1])
+    >>> round(loss, 6), grad
+    (0.693147, array([[ 0.5, -0.5]]))
+    """
+    call = _validation.prepare(
+        input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
+        label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon,
+    )
+    losses = _losses(call)
+    total, grad = _gradient(call, out, row_losses=losses)
+    return _result(call, total, losses), grad

@@ -1,0 +1,224 @@
+"""Checks and conversions between the public API and the C++ core.
+
+Everything the core is given is a C-contiguous ``(rows, classes)`` block of float32 or float64 with
+the class axis last. An input that already is one passes through uncopied; anything else (another
+axis, another layout, float16, a list) is converted once, here.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+try:  # NumPy >= 2
+    from numpy.lib.array_utils import normalize_axis_index
+except ImportError:  # NumPy 1.x
+    from numpy.core.multiarray import normalize_axis_index  # type: ignore[no-redef]
+
+REDUCTIONS = ("none", "sum", "mean")
+DEFAULT_IGNORE_INDEX = -100
+_INT64_MAX = int(np.iinfo(np.int64).max)
+_INT64_MIN = int(np.iinfo(np.int64).min)
+_COMPUTE_DTYPES = {np.dtype(np.float16): np.dtype(np.float32)}  # float16 is computed in float32
+
+
+@dataclass
+class Call:
+    """One call, converted: what the core needs and how to give results back the caller's way."""
+
+    input: np.ndarray  # (rows, classes), C-contiguous, compute dtype
+    target: np.ndarray  # int64 (rows,) or compute dtype (rows, classes)
+    options: dict[str, Any]  # keyword arguments for _core.cross_entropy
+    reduction: str
+    input_dtype: np.dtype
+    input_shape: Tuple[int, ...]
+    batch_shape: Tuple[int, ...]  # input_shape without the class axis
+    axis: int
+    caller_input: np.ndarray  # the caller's array (for out=input)
+    caller_target: np.ndarray
+    weight: Optional[np.ndarray]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.input.dtype
+
+    @property
+    def class_axis_last(self) -> bool:
+        return self.axis == len(self.input_shape) - 1
+
+
+def prepare(
+    input: Any,
+    target: Any,
+    *,
+    axis: int,
+    weight: Any,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+    from_logits: bool,
+    epsilon: float,
+) -> Call:
+    """Check every argument and convert the arrays for the core (see the module docstring)."""
+    x = input if isinstance(input, np.ndarray) else np.asarray(input)
+    if x.dtype.kind != "f" or x.dtype.itemsize not in (2, 4, 8):
+        raise TypeError(
+            f"input must be a float16, float32 or float64 array, got dtype {x.dtype}; "
+            "convert it first, e.g. with x.astype(np.float32)"
+        )
+    if x.ndim == 0:
+        raise ValueError("input must have at least one dimension (the class axis), got a 0-d array")
+    axis = normalize_axis_index(operator.index(axis), x.ndim)
+    classes = x.shape[axis]
+    if classes == 0:
+        raise ValueError(f"input has no classes: axis {axis} of shape {x.shape} is empty")
+    batch_shape = x.shape[:axis] + x.shape[axis + 1 :]
+    dtype = _COMPUTE_DTYPES.get(x.dtype, x.dtype)
+    rows_view = _rows(x, axis, dtype)
+
+    t = target if isinstance(target, np.ndarray) else np.asarray(target)
+    ignore_index = _int64(ignore_index, "ignore_index")
+    if t.shape == x.shape:
+        if t.dtype.kind not in "biuf":
+            raise TypeError(f"probability targets must be real numbers, got dtype {t.dtype}")
+        if ignore_index != DEFAULT_IGNORE_INDEX:
+            raise ValueError("ignore_index is only supported for class-index targets, not probability targets")
+        target_rows = _rows(t, axis, dtype)
+    elif t.shape == batch_shape:
+        target_rows = _labels(t)
+    else:
+        raise ValueError(
+            f"target has shape {t.shape}; expected class indices of shape {batch_shape} "
+            f"(input's shape without axis {axis}) or probabilities of the input's shape {x.shape}"
+        )
+
+    w = None
+    if weight is not None:
+        w = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
+        if w.dtype.kind not in "biuf":
+            raise TypeError(f"weight must be real numbers, got dtype {w.dtype}")
+        if w.shape != (classes,):
+            raise ValueError(f"weight must have shape ({classes},), one entry per class, got {w.shape}")
+        w = np.ascontiguousarray(w, dtype=dtype)
+
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of 'none', 'sum', 'mean', got {reduction!r}")
+    label_smoothing = float(label_smoothing)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    if not isinstance(from_logits, (bool, np.bool_)):
+        raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
+    epsilon = float(epsilon)
+    if not 0.0 <= epsilon < 0.5:
+        raise ValueError(f"epsilon must be in [0, 0.5), got {epsilon}")
+
+    options = dict(
+        weight=w,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        from_logits=bool(from_logits),
+        epsilon=epsilon,
+    )
+    return Call(
+        input=rows_view,
+        target=target_rows,
+        options=options,
+        reduction=reduction,
+        input_dtype=x.dtype,
+        input_shape=x.shape,
+        batch_shape=batch_shape,
+        axis=axis,
+        caller_input=x,
+        caller_target=t,
+        weight=w,
+    )
+
+
+def _rows(a: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
+    """``a`` as C-contiguous (rows, classes) of ``dtype``: a view when it already is one, else one copy."""
+    if axis != a.ndim - 1:
+        a = np.moveaxis(a, axis, -1)
+    return np.ascontiguousarray(a, dtype=dtype).reshape(-1, a.shape[-1])
+
+
+def _labels(t: np.ndarray) -> np.ndarray:
+    if t.dtype.kind not in "iu":
+        raise TypeError(
+            f"class-index targets must be integers, got dtype {t.dtype}; "
+            "probability targets must have the input's shape"
+        )
+    if t.dtype == np.uint64 and t.size and int(t.max()) > _INT64_MAX:
+        raise IndexError(f"target holds {int(t.max())}, out of range for any class index")
+    return np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+
+
+def _int64(value: Any, name: str) -> int:
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ValueError(f"{name} must fit in 64 bits, got {value}")
+    return value
+
+
+def grad_output_rows(call: Call, grad_output: Any) -> tuple[float, Optional[np.ndarray]]:
+    """The upstream gradient as the core takes it: a scalar, or one value per row (reduction none)."""
+    if np.ndim(grad_output) == 0:
+        return float(grad_output), None
+    if call.reduction != "none":
+        raise ValueError(
+            f"grad_output must be a scalar for reduction {call.reduction!r}, got shape {np.shape(grad_output)}"
+        )
+    try:
+        rows = np.broadcast_to(np.asarray(grad_output, dtype=call.dtype), call.batch_shape)
+    except ValueError:
+        raise ValueError(
+            f"grad_output of shape {np.shape(grad_output)} does not broadcast to the per-row loss shape "
+            f"{call.batch_shape}"
+        ) from None
+    return 1.0, np.ascontiguousarray(rows).reshape(-1)
+
+
+def check_out(call: Call, out: Any) -> None:
+    """``out`` must be a writeable C-contiguous array of the input's shape and dtype, overlapping no
+    other argument; the one overlap allowed is ``out`` being the input itself (an in-place gradient)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != call.input_dtype:
+        raise TypeError(f"out must have the input's dtype {call.input_dtype}, got {out.dtype}")
+    if out.shape != call.input_shape:
+        raise ValueError(f"out must have the input's shape {call.input_shape}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    for name, other in (("target", call.caller_target), ("weight", call.weight)):
+        if other is not None and np.may_share_memory(out, other):
+            raise ValueError(f"out overlaps {name}; only out=input may share memory with an argument")
+    x = call.caller_input
+    same_as_input = out is x or (
+        out.__array_interface__["data"][0] == x.__array_interface__["data"][0] and out.strides == x.strides
+    )
+    if not same_as_input and np.may_share_memory(out, x):
+        raise ValueError("out overlaps part of the input; pass out=input for an in-place gradient")
+
+
+_ROW_IN_MESSAGE = re.compile(r"target\[(\d+)\]")
+
+
+def locate_label_error(err: IndexError, batch_shape: Tuple[int, ...]) -> IndexError:
+    """The core names the flat row of a bad label; name its index in the caller's target instead."""
+    message = str(err)
+    if len(batch_shape) != 1:
+        match = _ROW_IN_MESSAGE.search(message)
+        if match:
+            where = np.unravel_index(int(match.group(1)), batch_shape)
+            index = ", ".join(str(int(i)) for i in where)
+            message = message.replace(match.group(0), f"target[{index}]")
+    return IndexError(message.replace("xentcpp: ", ""))
