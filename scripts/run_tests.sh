@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, then runs every test: ctest (the C++ core, GoogleTest) and
+# pytest (the Python package, as installed). Run from anywhere: `bash scripts/run_tests.sh`.
+# XENTCPP_TEST_TORCH=0 skips installing PyTorch (its parity tests are then skipped).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+
+# GoogleTest: Debian's libgtest-dev, found by CMake's find_package(GTest).
+if ! dpkg-query -W -f='${Status}' libgtest-dev 2>/dev/null | grep -q "ok installed"; then
+  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq libgtest-dev
+fi
+
+"$python" -m pip install -q ".[test]"
+# PyTorch is the parity peer; torch==2.13.0 is a local CPU build on the project's machines.
+if [ "${XENTCPP_TEST_TORCH:-1}" != 0 ] && ! "$python" -c "import torch" 2>/dev/null; then
+  "$python" -m pip install -q torch==2.13.0
+fi
+
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S . -B build/tests "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON
+cmake --build build/tests --parallel
+ctest --test-dir build/tests --output-on-failure
+
+# From outside the source tree, so that the installed package is the one imported.
+cd build && "$python" -m pytest ../tests --pyargs xentcpp --doctest-modules -c ../pyproject.toml --rootdir .. -p no:cacheprovider
