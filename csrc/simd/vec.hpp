@@ -1,0 +1,102 @@
+// Portable SIMD vectors for the kernels: GCC/Clang vector extensions, as wide as the target this
+// translation unit is compiled for (64 bytes with AVX-512, 32 with AVX2, 16 otherwise: SSE2 on
+// x86-64, NEON on aarch64). Each dispatch target compiles the kernels once, inside its own namespace
+// XENTCPP_TARGET, so that the copies never meet at link time.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#ifndef XENTCPP_TARGET
+#error "compile the SIMD kernels with -DXENTCPP_TARGET=<namespace of the target>"
+#endif
+
+namespace xentcpp::simd::XENTCPP_TARGET {
+
+#if defined(__AVX512F__)
+inline constexpr int kVectorBytes = 64;
+#elif defined(__AVX2__)
+inline constexpr int kVectorBytes = 32;
+#else
+inline constexpr int kVectorBytes = 16;
+#endif
+
+// Vec<T>::type holds lanes of T; Vec<T>::bits holds the same lanes as signed integers of T's width.
+template <typename T>
+struct Vec;
+template <>
+struct Vec<float> {
+    typedef float type __attribute__((vector_size(kVectorBytes)));
+    typedef std::int32_t bits __attribute__((vector_size(kVectorBytes)));
+    static constexpr int lanes = kVectorBytes / 4;
+};
+template <>
+struct Vec<double> {
+    typedef double type __attribute__((vector_size(kVectorBytes)));
+    typedef std::int64_t bits __attribute__((vector_size(kVectorBytes)));
+    static constexpr int lanes = kVectorBytes / 8;
+};
+
+template <typename T>
+using V = typename Vec<T>::type;
+
+template <typename T>
+inline V<T> splat(T value) {
+    return V<T>{} + value;
+}
+
+template <typename T>
+inline V<T> load(const T* p) {
+    V<T> v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+// The first n (< lanes) elements of p; the other lanes hold `fill`.
+template <typename T>
+inline V<T> load_partial(const T* p, std::int64_t n, T fill) {
+    V<T> v = splat(fill);
+    std::memcpy(&v, p, static_cast<std::size_t>(n) * sizeof(T));
+    return v;
+}
+
+template <typename T>
+inline void store(T* p, V<T> v) {
+    std::memcpy(p, &v, sizeof v);
+}
+
+template <typename T>
+inline void store_partial(T* p, std::int64_t n, V<T> v) {
+    std::memcpy(p, &v, static_cast<std::size_t>(n) * sizeof(T));
+}
+
+// Lane-wise max that skips NaN in `x`: a NaN lane of x leaves m unchanged.
+template <typename W>
+inline W max_skip_nan(W m, W x) {
+    return x > m ? x : m;
+}
+
+template <typename W>
+using Lane = std::remove_reference_t<decltype(W{}[0])>;
+
+template <typename W>
+inline Lane<W> reduce_max(W v) {
+    Lane<W> m = v[0];
+    for (std::size_t i = 1; i < sizeof(W) / sizeof(Lane<W>); ++i) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+// Lane sum, in double, pairwise over the lanes.
+template <typename W>
+inline double reduce_sum(W v) {
+    constexpr std::size_t kLanes = sizeof(W) / sizeof(Lane<W>);
+    double lanes[kLanes];
+    for (std::size_t i = 0; i < kLanes; ++i) lanes[i] = static_cast<double>(v[i]);
+    for (std::size_t width = kLanes / 2; width >= 1; width /= 2) {
+        for (std::size_t i = 0; i < width; ++i) lanes[i] += lanes[i + width];
+    }
+    return lanes[0];
+}
+
+}  // namespace xentcpp::simd::XENTCPP_TARGET

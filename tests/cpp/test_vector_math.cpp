@@ -1,0 +1,159 @@
+// The vector exp and log of every SIMD target this CPU runs, against libm in higher precision.
+// The fast suite walks every 61st float of each range (about 35 million values); XENTCPP_EXHAUSTIVE=1
+// walks every float (a few minutes). The bounds are those stated in csrc/simd/vector_math.hpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "simd/kernels.hpp"
+
+namespace {
+
+using xentcpp::simd::Kernels;
+using xentcpp::simd::kernels_for;
+using xentcpp::simd::Target;
+using xentcpp::simd::target_name;
+using xentcpp::simd::target_supported;
+
+std::vector<Target> supported_targets() {
+    std::vector<Target> out;
+    for (Target t : {Target::avx512, Target::avx2, Target::baseline}) {
+        if (target_supported(t)) out.push_back(t);
+    }
+    return out;
+}
+
+std::uint32_t float_stride() { return std::getenv("XENTCPP_EXHAUSTIVE") ? 1u : 61u; }
+
+// Error of `got` in units of the last place of the correctly rounded float result.
+double ulp_error(float got, double want) {
+    const float rounded = static_cast<float>(want);
+    double ulp = std::nextafter(std::fabs(rounded), std::numeric_limits<float>::infinity()) - std::fabs(rounded);
+    return std::fabs(static_cast<double>(got) - want) / ulp;
+}
+
+double ulp_error(double got, long double want) {
+    const double rounded = static_cast<double>(want);
+    const double ulp = std::nextafter(std::fabs(rounded), std::numeric_limits<double>::infinity()) - std::fabs(rounded);
+    return static_cast<double>(std::fabs(static_cast<long double>(got) - want) / ulp);
+}
+
+float from_bits(std::uint32_t bits) {
+    float x;
+    std::memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+// Max ulp error of f over the floats in [lo, hi] (walked by bit pattern, both signs).
+template <typename Vector, typename Reference>
+double worst_float_error(Vector f, Reference reference, float lo, float hi) {
+    std::vector<float> x, y;
+    double worst = 0.0;
+    const auto flush = [&] {
+        y.resize(x.size());
+        f(x.data(), static_cast<std::int64_t>(x.size()), y.data());
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const double e = ulp_error(y[i], reference(static_cast<double>(x[i])));
+            worst = e > worst ? e : worst;
+        }
+        x.clear();
+    };
+    const std::uint32_t stride = float_stride();
+    for (std::uint64_t bits = 0; bits <= 0xFFFFFFFFull; bits += stride) {
+        const float v = from_bits(static_cast<std::uint32_t>(bits));
+        if (!(v >= lo && v <= hi)) continue;
+        x.push_back(v);
+        if (x.size() == (1u << 22)) flush();
+    }
+    flush();
+    return worst;
+}
+
+template <typename T>
+std::vector<T> apply(void (*f)(const T*, std::int64_t, T*), std::vector<T> x) {
+    std::vector<T> y(x.size());
+    f(x.data(), static_cast<std::int64_t>(x.size()), y.data());
+    return y;
+}
+
+TEST(VectorMath, FloatExpWithinTwoUlp) {
+    for (Target t : supported_targets()) {
+        const Kernels<float>& k = kernels_for<float>(t);
+        const double worst = worst_float_error(k.exp, [](double v) { return std::exp(v); }, -87.33f, 88.37f);
+        EXPECT_LE(worst, 2.0) << target_name(t);
+    }
+}
+
+TEST(VectorMath, FloatLogWithinOneAndAHalfUlp) {
+    for (Target t : supported_targets()) {
+        const Kernels<float>& k = kernels_for<float>(t);
+        const double worst = worst_float_error(k.log, [](double v) { return std::log(v); },
+                                               std::numeric_limits<float>::min(), std::numeric_limits<float>::max());
+        EXPECT_LE(worst, 1.5) << target_name(t);
+    }
+}
+
+TEST(VectorMath, DoubleExpAndLogWithinBounds) {
+    for (Target t : supported_targets()) {
+        const Kernels<double>& k = kernels_for<double>(t);
+        std::vector<double> x;
+        for (double v = -708.39; v < 709.43; v += 7.3e-4) x.push_back(v);
+        std::vector<double> y = apply(k.exp, x);
+        double worst = 0.0;
+        for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, ulp_error(y[i], std::exp(static_cast<long double>(x[i]))));
+        EXPECT_LE(worst, 1.5) << "exp " << target_name(t);
+
+        x.clear();
+        for (double v = 2.3e-308; v < 1e308; v *= 1.0001234) x.push_back(v);
+        y = apply(k.log, x);
+        worst = 0.0;
+        for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, ulp_error(y[i], std::log(static_cast<long double>(x[i]))));
+        EXPECT_LE(worst, 1.5) << "log " << target_name(t);
+    }
+}
+
+template <typename T>
+void expect_specials(const Kernels<T>& k, const char* name) {
+    constexpr T inf = std::numeric_limits<T>::infinity();
+    const std::vector<T> e = apply(k.exp, {-inf, inf, std::numeric_limits<T>::quiet_NaN(), T(-1e6), T(0), T(1e6)});
+    EXPECT_EQ(e[0], T(0)) << name;
+    EXPECT_EQ(e[1], inf) << name;
+    EXPECT_TRUE(std::isnan(e[2])) << name;
+    EXPECT_EQ(e[3], T(0)) << name;
+    EXPECT_EQ(e[4], T(1)) << name;
+    EXPECT_EQ(e[5], inf) << name;
+    const std::vector<T> l = apply(k.log, {T(0), inf, std::numeric_limits<T>::quiet_NaN(), T(-1), T(1)});
+    EXPECT_EQ(l[0], -inf) << name;
+    EXPECT_EQ(l[1], inf) << name;
+    EXPECT_TRUE(std::isnan(l[2])) << name;
+    EXPECT_TRUE(std::isnan(l[3])) << name;
+    EXPECT_EQ(l[4], T(0)) << name;
+}
+
+TEST(VectorMath, SpecialValues) {
+    for (Target t : supported_targets()) {
+        expect_specials(kernels_for<float>(t), target_name(t));
+        expect_specials(kernels_for<double>(t), target_name(t));
+    }
+}
+
+TEST(VectorMath, FloatExpUnderflowsGraduallyThenToZero) {
+    for (Target t : supported_targets()) {
+        const std::vector<float> y = apply(kernels_for<float>(t).exp, {-87.5f, -87.7f, -100.0f});
+        EXPECT_NEAR(y[0], std::exp(-87.5), 2e-44) << target_name(t);  // subnormal
+        EXPECT_EQ(y[1], 0.0f) << target_name(t);
+        EXPECT_EQ(y[2], 0.0f) << target_name(t);
+    }
+}
+
+TEST(Dispatch, TheBaselineIsAlwaysThereAndTheActiveTargetRuns) {
+    EXPECT_TRUE(target_supported(Target::baseline));
+    EXPECT_TRUE(target_supported(xentcpp::simd::active_target()));
+}
+
+}  // namespace
