@@ -73,4 +73,12 @@ void grad(const Problem<T>& problem, const Options<T>& options, const GradReques
 template <typename T>
 double value_and_grad(const Problem<T>& problem, const Options<T>& options, T* row_losses, T* grad);
 
+// The SIMD target the kernels run on: "avx512", "avx2" or "baseline" (portable C++), the best this
+// CPU supports unless the environment variable XENTCPP_SIMD names another (read once per process;
+// std::invalid_argument if it names no target, or one this build or CPU cannot run).
+const char* simd_target();
+
+// Whether this build and CPU can run the named SIMD target (tests run each one via XENTCPP_SIMD).
+bool simd_target_supported(const char* name);
+
 }  // namespace xentcpp

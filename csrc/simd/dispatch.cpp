@@ -1,0 +1,141 @@
+// Runtime dispatch: which compiled SIMD target this CPU runs, chosen once per process.
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "kernels.hpp"
+#include "xentcpp/xentcpp.hpp"
+
+#define XENTCPP_DECLARE_TARGET(ns)               \
+    namespace xentcpp::simd::ns {                \
+    const Kernels<float>& float_kernels();       \
+    const Kernels<double>& double_kernels();     \
+    }
+
+XENTCPP_DECLARE_TARGET(baseline)
+#if defined(XENTCPP_HAVE_AVX2)
+XENTCPP_DECLARE_TARGET(avx2)
+#endif
+#if defined(XENTCPP_HAVE_AVX512)
+XENTCPP_DECLARE_TARGET(avx512)
+#endif
+
+namespace xentcpp::simd {
+
+constexpr Target kTargets[] = {Target::avx512, Target::avx2, Target::baseline};
+
+namespace {
+
+bool cpu_runs(Target target) {
+#if defined(__x86_64__) || defined(__i386__)
+    switch (target) {
+        case Target::avx512:
+            return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+                   __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                   __builtin_cpu_supports("fma");
+        case Target::avx2:
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        case Target::baseline:
+            return true;
+    }
+    return false;
+#else
+    return target == Target::baseline;
+#endif
+}
+
+Target choose() {
+    const char* forced = std::getenv("XENTCPP_SIMD");
+    if (forced == nullptr || *forced == '\0') {
+        for (const Target t : kTargets) {
+            if (target_supported(t)) return t;
+        }
+    }
+    const std::string name(forced);
+    for (const Target t : kTargets) {
+        if (name != target_name(t)) continue;
+        if (!target_supported(t)) {
+            throw std::invalid_argument("XENTCPP_SIMD=" + name + ": this " +
+                                        (target_compiled(t) ? "CPU cannot run it" : "build does not include it"));
+        }
+        return t;
+    }
+    throw std::invalid_argument("XENTCPP_SIMD=" + name + " is not a target: use avx512, avx2 or baseline");
+}
+
+}  // namespace
+
+const char* target_name(Target target) {
+    switch (target) {
+        case Target::avx512: return "avx512";
+        case Target::avx2: return "avx2";
+        case Target::baseline: return "baseline";
+    }
+    return "?";
+}
+
+bool target_compiled(Target target) {
+    switch (target) {
+#if defined(XENTCPP_HAVE_AVX512)
+        case Target::avx512: return true;
+#endif
+#if defined(XENTCPP_HAVE_AVX2)
+        case Target::avx2: return true;
+#endif
+        case Target::baseline: return true;
+        default: return false;
+    }
+}
+
+bool target_supported(Target target) { return target_compiled(target) && cpu_runs(target); }
+
+Target active_target() {
+    static const Target target = choose();
+    return target;
+}
+
+template <>
+const Kernels<float>& kernels_for<float>(Target target) {
+    switch (target) {
+#if defined(XENTCPP_HAVE_AVX512)
+        case Target::avx512: return avx512::float_kernels();
+#endif
+#if defined(XENTCPP_HAVE_AVX2)
+        case Target::avx2: return avx2::float_kernels();
+#endif
+        default: return baseline::float_kernels();
+    }
+}
+
+template <>
+const Kernels<double>& kernels_for<double>(Target target) {
+    switch (target) {
+#if defined(XENTCPP_HAVE_AVX512)
+        case Target::avx512: return avx512::double_kernels();
+#endif
+#if defined(XENTCPP_HAVE_AVX2)
+        case Target::avx2: return avx2::double_kernels();
+#endif
+        default: return baseline::double_kernels();
+    }
+}
+
+template <typename T>
+const Kernels<T>& kernels() {
+    static const Kernels<T>& chosen = kernels_for<T>(active_target());
+    return chosen;
+}
+
+template const Kernels<float>& kernels<float>();
+template const Kernels<double>& kernels<double>();
+
+}  // namespace xentcpp::simd
+
+const char* xentcpp::simd_target() { return simd::target_name(simd::active_target()); }
+
+bool xentcpp::simd_target_supported(const char* name) {
+    for (const simd::Target t : simd::kTargets) {
+        if (std::string(name) == simd::target_name(t)) return simd::target_supported(t);
+    }
+    return false;
+}

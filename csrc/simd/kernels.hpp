@@ -1,0 +1,106 @@
+// The table of SIMD kernels, filled once per process with the best target the CPU runs
+// (or the one XENTCPP_SIMD names), and the exact merge of partial row statistics.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace xentcpp::simd {
+
+// Statistics of a span of logits x with per-class multipliers v (see Kernels::stats):
+//   max = max x (NaN skipped), sum = sum exp(x - max), dot = sum_{v != 0} v (x - max), mass = sum v.
+// A span whose every logit is -inf has max = -inf, and sum/dot computed with shift 0 instead:
+// sum is 0 (or NaN if the span holds a NaN) and dot is -inf where some v > 0.
+template <typename T>
+struct SpanStats {
+    T max = -std::numeric_limits<T>::infinity();
+    double sum = 0.0;
+    double dot = 0.0;
+    double mass = 0.0;
+};
+
+// Merges the statistics of two adjacent spans: the same formula joins blocks within a row, chunks
+// of a row split across threads, or rows split across machines. Exact up to rounding.
+template <typename T>
+SpanStats<T> merge(const SpanStats<T>& a, const SpanStats<T>& b) {
+    constexpr T minus_inf = -std::numeric_limits<T>::infinity();
+    SpanStats<T> out;
+    out.max = a.max > b.max ? a.max : b.max;
+    out.mass = a.mass + b.mass;
+    if (out.max == minus_inf) {  // both spans fully masked: nothing to rescale
+        out.sum = a.sum + b.sum;
+        out.dot = a.dot + b.dot;
+        return out;
+    }
+    const auto rescaled = [&](const SpanStats<T>& s, double& sum, double& dot) {
+        const double shift = static_cast<double>(s.max) - static_cast<double>(out.max);  // <= 0, or -inf
+        sum += s.sum * std::exp(shift);  // a masked span: 0 * 0, or NaN * 0 = NaN
+        dot += s.dot;
+        if (s.mass != 0.0) dot += shift * s.mass;
+    };
+    rescaled(a, out.sum, out.dot);
+    rescaled(b, out.sum, out.dot);
+    return out;
+}
+
+// A run of consecutive rows with few classes (<= kSmallClasses) and class-index targets, for
+// Kernels::small_rows. Options as in xentcpp::Options; labels are already checked.
+inline constexpr std::int64_t kSmallClasses = 32;
+
+template <typename T>
+struct SmallRows {
+    const T* x = nullptr;  // rows × classes
+    std::int64_t rows = 0;
+    std::int64_t classes = 0;
+    const std::int64_t* labels = nullptr;
+    std::int64_t ignore_index = -100;
+    const T* weight = nullptr;
+    double smoothing = 0.0;
+    double weight_total = 0.0;        // sum of the weights (classes when unweighted)
+    const T* scale_rows = nullptr;    // per-row gradient scale, or
+    double scale = 0.0;               // one scale for every row
+    T* row_losses = nullptr;          // optional
+    T* grad = nullptr;                // optional; may be x
+};
+
+template <typename T>
+struct Kernels {
+    const char* target;
+
+    // Span statistics of x[0, n). v[c] = (weight ? weight[c] : 1) * (probs ? keep * probs[c] + spread : 1);
+    // dot and mass are computed only when with_dot is true.
+    SpanStats<T> (*stats)(const T* x, std::int64_t n, const T* weight, const T* probs, double keep,
+                          double spread, bool with_dot);
+
+    // out[c] = p_coef * exp((x[c] - shift) - log_sum) - v_coef * v[c], v as in stats (skipped when
+    // v_coef is 0). out may be x itself.
+    void (*softmax_grad)(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight,
+                         const T* probs, T keep, T spread, T v_coef, T* out);
+
+    // Loss (returned: the sum over the rows, in row order) and, when asked, per-row losses and the
+    // gradient of SmallRows. Lanes own rows: a group of rows is transposed into an L1 buffer.
+    double (*small_rows)(const SmallRows<T>& rows);
+
+    // Element-wise exp and log (for tests of the vector math).
+    void (*exp)(const T* x, std::int64_t n, T* out);
+    void (*log)(const T* x, std::int64_t n, T* out);
+};
+
+// The targets compiled into this build, best first, and the one in use.
+enum class Target { avx512, avx2, baseline };
+const char* target_name(Target target);
+bool target_compiled(Target target);
+bool target_supported(Target target);  // compiled and runnable on this CPU
+
+// The kernels of the active target: the best supported one, or XENTCPP_SIMD's choice (read once;
+// std::invalid_argument if it names no known target, or one this CPU cannot run).
+template <typename T>
+const Kernels<T>& kernels();
+Target active_target();
+
+// The kernels of a given supported target (tests run each one).
+template <typename T>
+const Kernels<T>& kernels_for(Target target);
+
+}  // namespace xentcpp::simd
