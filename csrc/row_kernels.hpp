@@ -1,19 +1,14 @@
-// Per-row kernels: the loss of one row and, optionally, its gradient.
-//
-// Logits rows (from_logits = true), per row x of C classes:
-//   1. m = max_c x[c]                                    (read 1)
-//   2. s = sum_c exp(x[c] - m), with the target sums    (read 2; s >= 1 since the max term is exp(0))
-//   3. loss from log(s) and the shifted target logits   (scalars)
-//   4. grad[c] = scale * (p[c] * a - b[c]), p[c] = exp((x[c] - m) - log s)   (read 3 + write)
-// Probability rows (from_logits = false) need no softmax: one read for the loss, one for the gradient.
-//
-// Every row function returns the row loss in double and writes `grad` only when it is not null.
-// `grad` may alias `x`: each element is read before it is overwritten, and x[y] is read in step 2.
+// Per-row kernels: the loss of one row and, optionally, its gradient (which may replace the row:
+// every element is read before it is written, and x[y] is read for the loss before any write).
+// Logits rows run on the SIMD kernels; probability rows (from_logits = false) need no softmax and
+// stay scalar: one read for the loss, one for the gradient.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
+
+#include "simd/kernels.hpp"
 
 namespace xentcpp::detail {
 
@@ -33,102 +28,70 @@ struct RowSpec {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Max of a row. NaNs are skipped here; they reach the loss through exp(NaN - m) in the sum.
-template <typename T>
-T row_max(const T* x, std::int64_t n) {
-    T m = -std::numeric_limits<T>::infinity();
-    for (std::int64_t c = 0; c < n; ++c) m = x[c] > m ? x[c] : m;
-    return m;
-}
-
 template <typename T>
 void fill(T* out, std::int64_t n, T value) {
     for (std::int64_t c = 0; c < n; ++c) out[c] = value;
 }
 
-// Note: a row whose every logit is -inf has no softmax; it is NaN explicitly (as PyTorch), instead
-// of through -inf - (-inf).
+// Logits rows are read through the SIMD kernels (simd/kernels.hpp) in three steps, so that a long
+// row can be cut into chunks handled by different threads:
+//   1. statistics of each chunk (max, sum of exponentials, target sums), merged in chunk order;
+//   2. the row loss from the merged statistics (scalars; reads x[y] before any gradient write);
+//   3. the gradient of each chunk, then the one-hot correction at y.
+
+// The per-class multipliers of the statistics: v = w (index targets) or w * t' (probability targets).
 template <typename T>
-double all_masked_row(std::int64_t n, T* grad) {
-    if (grad) fill(grad, n, std::numeric_limits<T>::quiet_NaN());
-    return kNaN;
+simd::SpanStats<T> chunk_stats(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const T* x, const T* t,
+                               std::int64_t begin, std::int64_t len) {
+    const bool with_dot = t != nullptr || spec.smoothing != 0.0;
+    return kernels.stats(x + begin, len, spec.weight ? spec.weight + begin : nullptr, t ? t + begin : nullptr,
+                         1.0 - spec.smoothing, spec.smooth_coef(), with_dot);
 }
 
-// Logits row, class-index target y (not ignored).
+// Row loss from its statistics; y < 0 means a probability target.
 template <typename T>
-double logits_row_label(const T* x, std::int64_t y, const RowSpec<T>& spec, T* grad, double scale) {
-    const std::int64_t n = spec.classes;
-    const T m = row_max(x, n);
-    if (m == -std::numeric_limits<T>::infinity()) return all_masked_row(n, grad);
-
+double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, const T* x, std::int64_t y) {
+    if (stats.max == -std::numeric_limits<T>::infinity()) return kNaN;  // every logit -inf: no softmax
+    const double log_sum = std::log(stats.sum);
+    if (std::isnan(log_sum)) return kNaN;
+    if (y < 0) return stats.mass * log_sum - stats.dot;  // sum_c w t' (lse - x), shifted by the max
+    // A term whose coefficient is zero is not evaluated: 0 * inf would be NaN.
     const double nll_coef = (1.0 - spec.smoothing) * spec.w(y);
     const double smooth_coef = spec.smooth_coef();
-    double sum = 0.0;
-    double weighted_shift = 0.0;  // sum_c w[c] * (x[c] - m), for the smoothing term
-    for (std::int64_t c = 0; c < n; ++c) {
-        const T z = x[c] - m;
-        sum += static_cast<double>(std::exp(z));
-        // A class of zero weight adds nothing, even where it is masked (0 * -inf).
-        if (smooth_coef != 0.0 && spec.w(c) != 0.0) weighted_shift += spec.w(c) * static_cast<double>(z);
-    }
-    const double log_sum = std::log(sum);
-    const double target_shift = static_cast<double>(x[y] - m);
-
-    // A term whose coefficient is zero is not evaluated: 0 * inf would be NaN.
     double loss = 0.0;
-    if (nll_coef != 0.0) loss += nll_coef * (log_sum - target_shift);
-    if (smooth_coef != 0.0) loss += smooth_coef * (spec.weight_total * log_sum - weighted_shift);
-    if (std::isnan(log_sum)) loss = kNaN;
-
-    if (grad) {
-        // grad[c] = scale * (p[c] * (nll_coef + smooth_coef * W) - smooth_coef * w[c]) - [c == y] * scale * nll_coef
-        const T p_coef = static_cast<T>(scale * (nll_coef + smooth_coef * spec.weight_total));
-        const double w_coef = scale * smooth_coef;
-        const T shift = static_cast<T>(log_sum);
-        for (std::int64_t c = 0; c < n; ++c) {
-            const T p = std::exp((x[c] - m) - shift);
-            grad[c] = p_coef * p - static_cast<T>(w_coef * spec.w(c));
-        }
-        grad[y] -= static_cast<T>(scale * nll_coef);
-    }
+    if (nll_coef != 0.0) loss += nll_coef * (log_sum - static_cast<double>(x[y] - stats.max));
+    if (smooth_coef != 0.0) loss += smooth_coef * (spec.weight_total * log_sum - stats.dot);
     return loss;
 }
 
-// Logits row, probability target t (smoothed on the fly to t' = (1 - a) t + a / C).
+// Gradient of a chunk [begin, begin + len) of the row; `scale` is the row's upstream factor.
+// For an index target the caller then applies the one-hot term with onehot_correction.
 template <typename T>
-double logits_row_probs(const T* x, const T* t, const RowSpec<T>& spec, T* grad, double scale) {
-    const std::int64_t n = spec.classes;
-    const T m = row_max(x, n);
-    if (m == -std::numeric_limits<T>::infinity()) return all_masked_row(n, grad);
-
-    const double keep = 1.0 - spec.smoothing;
-    const double spread = spec.smooth_coef();
-    double sum = 0.0;
-    double target_mass = 0.0;   // sum_c w[c] t'[c]
-    double target_shift = 0.0;  // sum_c w[c] t'[c] (x[c] - m)
-    for (std::int64_t c = 0; c < n; ++c) {
-        const T z = x[c] - m;
-        sum += static_cast<double>(std::exp(z));
-        const double wt = spec.w(c) * (keep * static_cast<double>(t[c]) + spread);
-        // A class with no target mass adds nothing, even where it is masked (0 * -inf).
-        if (wt != 0.0) {
-            target_mass += wt;
-            target_shift += wt * static_cast<double>(z);
-        }
+void logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const simd::SpanStats<T>& stats,
+                       const T* x, const T* t, std::int64_t y, double scale, std::int64_t begin, std::int64_t len,
+                       T* grad) {
+    const T* w = spec.weight ? spec.weight + begin : nullptr;
+    if (stats.max == -std::numeric_limits<T>::infinity()) {
+        fill(grad + begin, len, std::numeric_limits<T>::quiet_NaN());
+        return;
     }
-    const double log_sum = std::log(sum);
-    const double loss = std::isnan(log_sum) ? kNaN : target_mass * log_sum - target_shift;
-
-    if (grad) {
-        const T p_coef = static_cast<T>(scale * target_mass);
-        const T shift = static_cast<T>(log_sum);
-        for (std::int64_t c = 0; c < n; ++c) {
-            const double wt = spec.w(c) * (keep * static_cast<double>(t[c]) + spread);
-            const T p = std::exp((x[c] - m) - shift);
-            grad[c] = p_coef * p - static_cast<T>(scale * wt);
-        }
+    const T log_sum = static_cast<T>(std::log(stats.sum));
+    if (y < 0) {  // grad = scale * (p * sum_c w t' - w t')
+        kernels.softmax_grad(x + begin, len, stats.max, log_sum, static_cast<T>(scale * stats.mass), w, t + begin,
+                             static_cast<T>(1.0 - spec.smoothing), static_cast<T>(spec.smooth_coef()),
+                             static_cast<T>(scale), grad + begin);
+        return;
     }
-    return loss;
+    // grad = scale * (p * (nll_coef + smooth_coef W) - smooth_coef w) - [c == y] scale nll_coef
+    const double nll_coef = (1.0 - spec.smoothing) * spec.w(y);
+    const double p_coef = scale * (nll_coef + spec.smooth_coef() * spec.weight_total);
+    kernels.softmax_grad(x + begin, len, stats.max, log_sum, static_cast<T>(p_coef), w, nullptr, T(1), T(0),
+                         static_cast<T>(scale * spec.smooth_coef()), grad + begin);
+}
+
+template <typename T>
+void onehot_correction(const RowSpec<T>& spec, std::int64_t y, double scale, T* grad) {
+    grad[y] = static_cast<T>(static_cast<double>(grad[y]) - scale * (1.0 - spec.smoothing) * spec.w(y));
 }
 
 // -log(q) with q clamped to [lo, hi] as Keras does; NaN stays NaN.

@@ -15,6 +15,11 @@
 #include <vector>
 
 #include "row_kernels.hpp"
+#include "simd/kernels.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace xentcpp {
 namespace {
@@ -23,6 +28,7 @@ using detail::RowSpec;
 
 constexpr std::int64_t kBlockElements = std::int64_t{1} << 15;     // ~128 KiB of float logits: L2-resident
 constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;  // below this, fork/join costs more
+constexpr std::int64_t kChunk = kBlockElements;  // a long row is cut in chunks of this many classes
 
 void require(bool ok, const char* what) {
     if (!ok) throw std::invalid_argument(std::string("xentcpp: ") + what);
@@ -55,7 +61,7 @@ double label_denominator(const Problem<T>& problem, const Options<T>& options) {
         const std::int64_t y = problem.labels[i];
         if (y == options.ignore_index) continue;
         if (y < 0 || y >= problem.classes) {
-            throw std::out_of_range("xentcpp: target[" + std::to_string(i) + "] = " + std::to_string(y) +
+            throw std::out_of_range("target[" + std::to_string(i) + "] = " + std::to_string(y) +
                                     " is out of range: expected 0 <= label < " +
                                     std::to_string(problem.classes) + " or ignore_index (" +
                                     std::to_string(options.ignore_index) + ")");
@@ -81,19 +87,25 @@ RowSpec<T> make_spec(const Problem<T>& problem, const Options<T>& options) {
     return spec;
 }
 
-// Sum of row(i) over all rows, in an order fixed by the shape (see 3. above).
-template <typename RowFn>
-double sweep_rows(std::int64_t rows, std::int64_t classes, const RowFn& row) {
+int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+// Sum of block(begin, end) over blocks of rows, in an order fixed by the shape (see 3. above). Blocks
+// go to threads unless `rows_split` says each row is itself split across them (same sum either way).
+template <typename BlockFn>
+double sweep_blocks(std::int64_t rows, std::int64_t classes, bool rows_split, const BlockFn& block) {
     const std::int64_t rows_per_block = std::max<std::int64_t>(1, kBlockElements / classes);
     const std::int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
     std::vector<double> block_sums(static_cast<std::size_t>(blocks), 0.0);
-    const bool parallel = blocks > 1 && rows * classes >= kParallelElements;
+    const bool parallel = !rows_split && blocks > 1 && rows * classes >= kParallelElements;
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t b = 0; b < blocks; ++b) {
-        const std::int64_t end = std::min(rows, (b + 1) * rows_per_block);
-        double sum = 0.0;
-        for (std::int64_t i = b * rows_per_block; i < end; ++i) sum += row(i);
-        block_sums[static_cast<std::size_t>(b)] = sum;
+        block_sums[static_cast<std::size_t>(b)] = block(b * rows_per_block, std::min(rows, (b + 1) * rows_per_block));
     }
     double total = 0.0;
     for (const double s : block_sums) total += s;
@@ -117,6 +129,41 @@ double compute(const Problem<T>& problem, const Options<T>& options, T* row_loss
     // Mean over nothing (all rows ignored, or zero total weight): the loss is NaN, the gradient zero.
     if (options.reduction == Reduction::mean) uniform_scale = denominator != 0.0 ? uniform_scale / denominator : 0.0;
 
+    // Logits rows are read in chunks of kChunk classes whose statistics merge in chunk order; when
+    // the rows are too few to share out, each row's chunks are shared out instead (same arithmetic).
+    const simd::Kernels<T>& kernels = simd::kernels<T>();
+    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
+    const bool split = options.from_logits && chunks > 1 && problem.rows < 2 * max_threads();
+    std::vector<simd::SpanStats<T>> parts(split ? static_cast<std::size_t>(chunks) : 0);
+    const auto chunk_len = [&](std::int64_t k) { return std::min(kChunk, n - k * kChunk); };
+
+    // y >= 0: class index; y < 0: probability target t.
+    const auto logits_row = [&](const T* x, const T* t, std::int64_t y, T* g, double scale) -> double {
+        simd::SpanStats<T> stats;
+        if (split) {
+#pragma omp parallel for schedule(static)
+            for (std::int64_t k = 0; k < chunks; ++k) {
+                parts[static_cast<std::size_t>(k)] = detail::chunk_stats(kernels, spec, x, t, k * kChunk, chunk_len(k));
+            }
+            stats = parts[0];
+            for (std::int64_t k = 1; k < chunks; ++k) stats = simd::merge(stats, parts[static_cast<std::size_t>(k)]);
+        } else {
+            stats = detail::chunk_stats(kernels, spec, x, t, 0, chunk_len(0));
+            for (std::int64_t k = 1; k < chunks; ++k) {
+                stats = simd::merge(stats, detail::chunk_stats(kernels, spec, x, t, k * kChunk, chunk_len(k)));
+            }
+        }
+        const double loss = detail::logits_row_loss(spec, stats, x, y);
+        if (g) {
+#pragma omp parallel for schedule(static) if (split)
+            for (std::int64_t k = 0; k < chunks; ++k) {
+                detail::logits_chunk_grad(kernels, spec, stats, x, t, y, scale, k * kChunk, chunk_len(k), g);
+            }
+            if (y >= 0) detail::onehot_correction(spec, y, scale, g);
+        }
+        return loss;
+    };
+
     const auto row = [&](std::int64_t i) -> double {
         const T* x = problem.input + i * n;
         T* g = grad ? grad + i * n : nullptr;
@@ -127,19 +174,44 @@ double compute(const Problem<T>& problem, const Options<T>& options, T* row_loss
             if (y == options.ignore_index) {
                 if (g) detail::fill(g, n, T(0));
             } else if (options.from_logits) {
-                loss = detail::logits_row_label(x, y, spec, g, scale);
+                loss = logits_row(x, nullptr, y, g, scale);
             } else {
                 loss = detail::probs_row_label(x, y, spec, g, scale);
             }
         } else {
             const T* t = problem.probs + i * n;
-            loss = options.from_logits ? detail::logits_row_probs(x, t, spec, g, scale)
-                                       : detail::probs_row_probs(x, t, spec, g, scale);
+            loss = options.from_logits ? logits_row(x, t, -1, g, scale) : detail::probs_row_probs(x, t, spec, g, scale);
         }
         if (row_losses) row_losses[i] = static_cast<T>(loss);
         return loss;
     };
-    const double total = sweep_rows(problem.rows, n, row);
+    double total = 0.0;
+    if (options.from_logits && problem.labels && n <= simd::kSmallClasses) {
+        // Few classes: lanes own rows (see simd::Kernels::small_rows).
+        simd::SmallRows<T> rows;
+        rows.classes = n;
+        rows.ignore_index = options.ignore_index;
+        rows.weight = options.weight;
+        rows.smoothing = options.label_smoothing;
+        rows.weight_total = spec.weight_total;
+        rows.scale = uniform_scale;
+        total = sweep_blocks(problem.rows, n, false, [&](std::int64_t begin, std::int64_t end) {
+            simd::SmallRows<T> block = rows;
+            block.x = problem.input + begin * n;
+            block.rows = end - begin;
+            block.labels = problem.labels + begin;
+            block.scale_rows = grad_output_rows ? grad_output_rows + begin : nullptr;
+            block.row_losses = row_losses ? row_losses + begin : nullptr;
+            block.grad = grad ? grad + begin * n : nullptr;
+            return kernels.small_rows(block);
+        });
+    } else {
+        total = sweep_blocks(problem.rows, n, split, [&](std::int64_t begin, std::int64_t end) {
+            double sum = 0.0;
+            for (std::int64_t i = begin; i < end; ++i) sum += row(i);
+            return sum;
+        });
+    }
     return options.reduction == Reduction::mean ? total / denominator : total;
 }
 
