@@ -23,7 +23,15 @@ generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S . -B build/tests "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON
 cmake --build build/tests --parallel
-ctest --test-dir build/tests --output-on-failure
 
-# From outside the source tree, so that the installed package is the one imported.
-cd build && "$python" -m pytest ../tests --pyargs xentcpp --doctest-modules -c ../pyproject.toml --rootdir .. -p no:cacheprovider
+# Every SIMD target this machine runs, each forced through XENTCPP_SIMD: ctest and pytest per target
+# (from outside the source tree, so that the installed package is the one imported).
+targets=$("$python" -c "from xentcpp import _core
+print(' '.join(t for t in ('avx512', 'avx2', 'baseline') if _core.simd_target_supported(t)))")
+cd build
+for target in $targets; do
+  echo "=== SIMD target: $target"
+  XENTCPP_SIMD=$target ctest --test-dir tests --output-on-failure
+  XENTCPP_SIMD=$target "$python" -m pytest ../tests --pyargs xentcpp --doctest-modules -c ../pyproject.toml \
+    --rootdir .. -p no:cacheprovider -q
+done

@@ -27,3 +27,17 @@ def cross_entropy(
     """Loss (returned), per-row losses (into ``row_losses``) and gradient (into ``grad``) of C-contiguous
     ``(rows, classes)`` input; every array of the input's dtype, labels int64. Errors: ValueError for
     sizes and options, IndexError for a label out of range."""
+
+def simd_target() -> str:
+    """The SIMD target the kernels run on: 'avx512', 'avx2' or 'baseline'."""
+
+def simd_target_supported(name: str) -> bool:
+    """Whether this build and CPU can run the named SIMD target."""
+
+def fast(
+    input: object, target: object, want: int, reduction: object, ignore_index: object, label_smoothing: object,
+    grad_output: float,
+) -> Optional[object]:
+    """The common call checked in C++: want 0 = loss, 1 = gradient, 2 = (loss, gradient); None when the
+    arguments are not a 2-D C-contiguous float32/float64 input with C-contiguous int64 labels, a known
+    reduction, an int ignore_index and a float label_smoothing in [0, 1]."""

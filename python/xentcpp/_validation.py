@@ -221,4 +221,4 @@ def locate_label_error(err: IndexError, batch_shape: Tuple[int, ...]) -> IndexEr
             where = np.unravel_index(int(match.group(1)), batch_shape)
             index = ", ".join(str(int(i)) for i in where)
             message = message.replace(match.group(0), f"target[{index}]")
-    return IndexError(message.replace("xentcpp: ", ""))
+    return IndexError(message)
