@@ -69,7 +69,7 @@ double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, 
 template <typename T>
 void logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const simd::SpanStats<T>& stats,
                        const T* x, const T* t, std::int64_t y, double scale, std::int64_t begin, std::int64_t len,
-                       T* grad) {
+                       T* grad, bool stream) {
     const T* w = spec.weight ? spec.weight + begin : nullptr;
     if (stats.max == -std::numeric_limits<T>::infinity()) {
         fill(grad + begin, len, std::numeric_limits<T>::quiet_NaN());
@@ -79,14 +79,14 @@ void logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, 
     if (y < 0) {  // grad = scale * (p * sum_c w t' - w t')
         kernels.softmax_grad(x + begin, len, stats.max, log_sum, static_cast<T>(scale * stats.mass), w, t + begin,
                              static_cast<T>(1.0 - spec.smoothing), static_cast<T>(spec.smooth_coef()),
-                             static_cast<T>(scale), grad + begin);
+                             static_cast<T>(scale), grad + begin, stream);
         return;
     }
     // grad = scale * (p * (nll_coef + smooth_coef W) - smooth_coef w) - [c == y] scale nll_coef
     const double nll_coef = (1.0 - spec.smoothing) * spec.w(y);
     const double p_coef = scale * (nll_coef + spec.smooth_coef() * spec.weight_total);
     kernels.softmax_grad(x + begin, len, stats.max, log_sum, static_cast<T>(p_coef), w, nullptr, T(1), T(0),
-                         static_cast<T>(scale * spec.smooth_coef()), grad + begin);
+                         static_cast<T>(scale * spec.smooth_coef()), grad + begin, stream);
 }
 
 template <typename T>

@@ -28,7 +28,8 @@ using detail::RowSpec;
 
 constexpr std::int64_t kBlockElements = std::int64_t{1} << 15;     // ~128 KiB of float logits: L2-resident
 constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;  // below this, fork/join costs more
-constexpr std::int64_t kChunk = kBlockElements;  // a long row is cut in chunks of this many classes
+constexpr std::int64_t kChunk = kBlockElements;
+constexpr std::int64_t kStreamBytes = std::int64_t{32} << 20;  // about the size of the last-level cache  // a long row is cut in chunks of this many classes
 
 void require(bool ok, const char* what) {
     if (!ok) throw std::invalid_argument(std::string("xentcpp: ") + what);
@@ -53,20 +54,39 @@ void check_call(const Problem<T>& problem, const Options<T>& options) {
 }
 
 // Checks every label and returns the mean's denominator: the summed weight of the rows that count.
+// In fixed blocks of rows (in parallel, summed in block order); a bad label is reported for the
+// first bad row, whatever the threads, before any output is written.
 template <typename T>
 double label_denominator(const Problem<T>& problem, const Options<T>& options) {
     if (problem.labels == nullptr) return static_cast<double>(problem.rows);
-    double total = 0.0;
-    for (std::int64_t i = 0; i < problem.rows; ++i) {
-        const std::int64_t y = problem.labels[i];
-        if (y == options.ignore_index) continue;
-        if (y < 0 || y >= problem.classes) {
-            throw std::out_of_range("target[" + std::to_string(i) + "] = " + std::to_string(y) +
-                                    " is out of range: expected 0 <= label < " +
-                                    std::to_string(problem.classes) + " or ignore_index (" +
-                                    std::to_string(options.ignore_index) + ")");
+    constexpr std::int64_t kLabelBlock = std::int64_t{1} << 16;
+    const std::int64_t blocks = (problem.rows + kLabelBlock - 1) / kLabelBlock;
+    std::vector<double> sums(static_cast<std::size_t>(blocks), 0.0);
+    std::vector<std::int64_t> first_bad(static_cast<std::size_t>(blocks), -1);
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        double sum = 0.0;
+        const std::int64_t end = std::min(problem.rows, (b + 1) * kLabelBlock);
+        for (std::int64_t i = b * kLabelBlock; i < end; ++i) {
+            const std::int64_t y = problem.labels[i];
+            if (y == options.ignore_index) continue;
+            if (y < 0 || y >= problem.classes) {
+                first_bad[static_cast<std::size_t>(b)] = i;
+                break;
+            }
+            sum += options.weight ? static_cast<double>(options.weight[y]) : 1.0;
         }
-        total += options.weight ? static_cast<double>(options.weight[y]) : 1.0;
+        sums[static_cast<std::size_t>(b)] = sum;
+    }
+    double total = 0.0;
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::int64_t i = first_bad[static_cast<std::size_t>(b)];
+        if (i >= 0) {
+            throw std::out_of_range("target[" + std::to_string(i) + "] = " + std::to_string(problem.labels[i]) +
+                                    " is out of range: expected 0 <= label < " + std::to_string(problem.classes) +
+                                    " or ignore_index (" + std::to_string(options.ignore_index) + ")");
+        }
+        total += sums[static_cast<std::size_t>(b)];
     }
     return total;
 }
@@ -115,7 +135,7 @@ double sweep_blocks(std::int64_t rows, std::int64_t classes, bool rows_split, co
 }  // namespace
 
 template <typename T>
-double compute(const Problem<T>& problem, const Options<T>& options, T* row_losses, const GradRequest<T>* request) {
+double compute(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses, const GradRequest<T>* request) {
     check_call(problem, options);
     require(request == nullptr || request->grad != nullptr, "grad is null");
     const double denominator = label_denominator(problem, options);
@@ -137,6 +157,10 @@ double compute(const Problem<T>& problem, const Options<T>& options, T* row_loss
     std::vector<simd::SpanStats<T>> parts(split ? static_cast<std::size_t>(chunks) : 0);
     const auto chunk_len = [&](std::int64_t k) { return std::min(kChunk, n - k * kChunk); };
 
+    // A gradient larger than the caches is written around them (no read for ownership of its lines).
+    const bool stream = grad != nullptr && grad != problem.input &&
+                        problem.rows * n * static_cast<std::int64_t>(sizeof(T)) >= kStreamBytes;
+
     // y >= 0: class index; y < 0: probability target t.
     const auto logits_row = [&](const T* x, const T* t, std::int64_t y, T* g, double scale) -> double {
         simd::SpanStats<T> stats;
@@ -155,9 +179,19 @@ double compute(const Problem<T>& problem, const Options<T>& options, T* row_loss
         }
         const double loss = detail::logits_row_loss(spec, stats, x, y);
         if (g) {
-#pragma omp parallel for schedule(static) if (split)
-            for (std::int64_t k = 0; k < chunks; ++k) {
-                detail::logits_chunk_grad(kernels, spec, stats, x, t, y, scale, k * kChunk, chunk_len(k), g);
+            const auto chunk_grad = [&](std::int64_t k) {
+                detail::logits_chunk_grad(kernels, spec, stats, x, t, y, scale, k * kChunk, chunk_len(k), g, stream);
+            };
+            // Note: a plain branch, not `omp parallel if (split)`: a serial region still costs about a
+            // microsecond per row.
+            if (split) {
+#pragma omp parallel for schedule(static)
+                for (std::int64_t k = 0; k < chunks; ++k) {
+                    chunk_grad(k);
+                    if (stream) kernels.fence();
+                }
+            } else {
+                for (std::int64_t k = 0; k < chunks; ++k) chunk_grad(k);
             }
             if (y >= 0) detail::onehot_correction(spec, y, scale, g);
         }
@@ -209,6 +243,7 @@ double compute(const Problem<T>& problem, const Options<T>& options, T* row_loss
         total = sweep_blocks(problem.rows, n, split, [&](std::int64_t begin, std::int64_t end) {
             double sum = 0.0;
             for (std::int64_t i = begin; i < end; ++i) sum += row(i);
+            if (stream && !split) kernels.fence();
             return sum;
         });
     }
@@ -216,7 +251,7 @@ double compute(const Problem<T>& problem, const Options<T>& options, T* row_loss
 }
 
 template <typename T>
-double loss(const Problem<T>& problem, const Options<T>& options, T* row_losses) {
+double loss(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses) {
     require(options.reduction != Reduction::none || row_losses != nullptr, "reduction none needs row_losses");
     return compute<T>(problem, options, row_losses, nullptr);
 }
@@ -227,7 +262,7 @@ void grad(const Problem<T>& problem, const Options<T>& options, const GradReques
 }
 
 template <typename T>
-double value_and_grad(const Problem<T>& problem, const Options<T>& options, T* row_losses, T* grad) {
+double value_and_grad(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses, Out<T> grad) {
     require(options.reduction != Reduction::none || row_losses != nullptr, "reduction none needs row_losses");
     require(grad != nullptr, "grad is null");
     GradRequest<T> request;

@@ -7,6 +7,8 @@
 // and blocks are merged exactly (simd::merge), so a row is read from memory once whatever its length.
 // Note: the per-block max keeps every exp argument <= 0, so s_b >= 1 and no block can overflow.
 // Lanes accumulate in T within a block (<= kBlock / lanes terms each) and blocks in double.
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "kernels.hpp"
@@ -19,6 +21,29 @@ namespace xentcpp::simd::XENTCPP_TARGET {
 namespace {
 
 constexpr std::int64_t kBlock = 2048;
+
+// As many int64 labels, or doubles, as V<T> has lanes (two registers for float: the compiler splits them).
+template <typename T>
+struct Wide;
+template <>
+struct Wide<float> {
+    typedef std::int64_t labels __attribute__((vector_size(Vec<float>::lanes * 8)));
+    typedef double doubles __attribute__((vector_size(Vec<float>::lanes * 8)));
+};
+template <>
+struct Wide<double> {
+    typedef std::int64_t labels __attribute__((vector_size(Vec<double>::lanes * 8)));
+    typedef double doubles __attribute__((vector_size(Vec<double>::lanes * 8)));
+};
+template <typename T>
+using WideLabels = typename Wide<T>::labels;
+template <typename T>
+using WideDouble = typename Wide<T>::doubles;
+
+constexpr std::int64_t kSmallPrefetchBytes = 4096;
+
+template <typename T>
+constexpr std::int64_t kLineElements = 64 / sizeof(T);  // one prefetch per 64-byte cache line
 
 template <typename T>
 constexpr T kMinusInf = -std::numeric_limits<T>::infinity();
@@ -50,7 +75,10 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, const T* weight, const T* p
     constexpr int L = Vec<T>::lanes;
     V<T> vmax = splat(kMinusInf<T>);
     std::int64_t c = 0;
-    for (; c + L <= n; c += L) vmax = max_skip_nan(vmax, load(x + c));
+    for (; c + L <= n; c += L) {
+        if (c % kLineElements<T> == 0) __builtin_prefetch(x + c + 2 * kBlock);
+        vmax = max_skip_nan(vmax, load(x + c));
+    }
     if (c < n) vmax = max_skip_nan(vmax, load_partial(x + c, n - c, kMinusInf<T>));
 
     SpanStats<T> out;
@@ -65,6 +93,9 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, const T* weight, const T* p
         }
     };
     for (c = 0; c + L <= n; c += L) {
+        // Note: fetch the next block while this one is computed, so memory and arithmetic overlap
+        // (without it the max pass waits for memory and the exp pass leaves memory idle).
+        if (c % kLineElements<T> == 0) __builtin_prefetch(x + c + kBlock);
         const V<T> v = kDot ? multipliers<T, kWeight, kProbs>(weight, probs, c, L, keep, spread) : V<T>{};
         accumulate(load(x + c) - shift, v);
     }
@@ -106,7 +137,7 @@ SpanStats<T> stats(const T* x, std::int64_t n, const T* weight, const T* probs, 
 
 template <typename T, bool kV, bool kWeight, bool kProbs>
 void softmax_grad_impl(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs,
-                       T keep, T spread, T v_coef, T* out) {
+                       T keep, T spread, T v_coef, T* out, bool stream) {
     constexpr int L = Vec<T>::lanes;
     const V<T> vshift = splat(shift), vlog = splat(log_sum), vp = splat(p_coef), vv = splat(v_coef);
     const V<T> vkeep = splat(keep), vspread = splat(spread);
@@ -116,14 +147,24 @@ void softmax_grad_impl(const T* x, std::int64_t n, T shift, T log_sum, T p_coef,
         return g;
     };
     std::int64_t c = 0;
+    if (stream && out != x) {
+        // Elements up to the first vector-aligned address of out, then aligned streaming stores.
+        const auto address = reinterpret_cast<std::uintptr_t>(out);
+        const std::int64_t head = static_cast<std::int64_t>((kVectorBytes - address % kVectorBytes) % kVectorBytes) /
+                                  static_cast<std::int64_t>(sizeof(T));
+        if (address % sizeof(T) == 0 && head < n) {
+            if (head > 0) store_partial(out, head, gradient(load_partial(x, head, kMinusInf<T>), 0, head));
+            for (c = head; c + L <= n; c += L) store_stream(out + c, gradient(load(x + c), c, L));
+        }
+    }
     for (; c + L <= n; c += L) store(out + c, gradient(load(x + c), c, L));
     if (c < n) store_partial(out + c, n - c, gradient(load_partial(x + c, n - c, kMinusInf<T>), c, n - c));
 }
 
 template <typename T>
 void softmax_grad(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs, T keep,
-                  T spread, T v_coef, T* out) {
-    const auto run = [&](auto impl) { impl(x, n, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out); };
+                  T spread, T v_coef, T* out, bool stream) {
+    const auto run = [&](auto impl) { impl(x, n, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream); };
     if (v_coef == T(0)) return run(softmax_grad_impl<T, false, false, false>);
     if (weight && probs) return run(softmax_grad_impl<T, true, true, true>);
     if (weight) return run(softmax_grad_impl<T, true, true, false>);
@@ -132,81 +173,112 @@ void softmax_grad(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, cons
 }
 
 // One group of up to `lanes` rows starting at r0: lane j owns row r0 + j.
-//   1. transpose the group into buf (class-major), padding missing rows with 0;
-//   2. m = max over classes, s = sum exp(x - m), d = sum_c w_c (x_c - m) (smoothing only), per lane;
-//   3. loss per lane from log s (vector log), x[y] - m and d, as the per-row kernel does;
+//   1. transpose the group into buf (class-major), missing rows padded with 0;
+//   2. per class: m = max, then s = sum exp(x - m), and by selects x[y] - m and w[y] (no gathers),
+//      and d = sum_c w_c (x_c - m) when smoothing;
+//   3. loss per lane from log s (vector log), as the per-row kernel does;
 //   4. gradient per class into buf, then transposed back into the rows.
-template <typename T>
-double small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
+// kN > 0: the class count, known at compile time (loops unroll); 0: a.classes at run time.
+template <typename T, int kN>
+V<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
     constexpr int L = Vec<T>::lanes;
-    const std::int64_t n = a.classes;
+    const std::int64_t n = kN > 0 ? kN : a.classes;
     alignas(64) T buf[kSmallClasses * L];
-    for (std::int64_t j = 0; j < valid; ++j) {
-        const T* row = a.x + (r0 + j) * n;
-        for (std::int64_t c = 0; c < n; ++c) buf[c * L + j] = row[c];
+    const T* rows = a.x + r0 * n;
+    if (valid == L) {
+        for (std::int64_t c = 0; c < n; ++c) {
+            for (int j = 0; j < L; ++j) buf[c * L + j] = rows[j * n + c];
+        }
+    } else {
+        for (std::int64_t c = 0; c < n; ++c) {
+            for (int j = 0; j < L; ++j) buf[c * L + j] = j < valid ? rows[j * n + c] : T(0);
+        }
     }
-    for (std::int64_t j = valid; j < L; ++j) {
-        for (std::int64_t c = 0; c < n; ++c) buf[c * L + j] = T(0);
+
+    // Labels as lanes: -1 for ignored rows and padding, which then match no class and count for nothing.
+    V<T> label = splat(T(-1));
+    if (valid == L) {
+        WideLabels<T> y;
+        std::memcpy(&y, a.labels + r0, sizeof y);
+        const V<T> as_t = __builtin_convertvector(y, V<T>);
+        label = __builtin_convertvector(y == a.ignore_index, typename Vec<T>::bits) ? splat(T(-1)) : as_t;
+    } else {
+        for (std::int64_t j = 0; j < valid; ++j) {
+            const std::int64_t y = a.labels[r0 + j];
+            label[j] = y == a.ignore_index ? T(-1) : static_cast<T>(y);
+        }
     }
+    V<T> scale = splat(static_cast<T>(a.scale));
+    if (a.scale_rows) scale = valid == L ? load(a.scale_rows + r0) : load_partial(a.scale_rows + r0, valid, T(0));
+    const auto counts = label >= T(0);
 
     const double smooth_coef = a.smoothing / static_cast<double>(n);
     const auto w = [&](std::int64_t c) { return a.weight ? a.weight[c] : T(1); };
     V<T> m = splat(kMinusInf<T>);
     for (std::int64_t c = 0; c < n; ++c) m = max_skip_nan(m, load(buf + c * L));
-    V<T> sum{}, dot{};
+    V<T> sum{}, dot{}, target_shift{}, target_weight{};
     for (std::int64_t c = 0; c < n; ++c) {
         const V<T> z = load(buf + c * L) - m;
         sum += exp(z);
+        const auto hit = label == static_cast<T>(c);
+        target_shift = hit ? z : target_shift;
+        target_weight = hit ? splat(w(c)) : target_weight;
         if (smooth_coef != 0.0 && w(c) != T(0)) dot += w(c) * z;  // zero weight adds nothing, even at -inf
     }
     const V<T> log_sum = log(sum);
-
-    // Per-lane target terms: x[y] - m, (1 - a) w[y], the gradient scale, and whether the row counts.
-    V<T> target_shift{}, nll_coef{}, scale{};
-    typename Vec<T>::bits counts{};
-    for (std::int64_t j = 0; j < valid; ++j) {
-        const std::int64_t y = a.labels[r0 + j];
-        if (y == a.ignore_index) continue;
-        counts[j] = -1;
-        target_shift[j] = buf[y * L + j] - m[j];
-        nll_coef[j] = static_cast<T>((1.0 - a.smoothing) * static_cast<double>(w(y)));
-        scale[j] = a.scale_rows ? a.scale_rows[r0 + j] : static_cast<T>(a.scale);
-    }
+    const V<T> nll_coef = static_cast<T>(1.0 - a.smoothing) * target_weight;
     V<T> loss = nll_coef != 0 ? nll_coef * (log_sum - target_shift) : splat(T(0));  // 0 * inf is not NaN here
     if (smooth_coef != 0.0) loss += static_cast<T>(smooth_coef) * (static_cast<T>(a.weight_total) * log_sum - dot);
     loss = log_sum != log_sum ? log_sum : loss;  // NaN in the row: NaN loss
-    loss = counts != 0 ? loss : splat(T(0));
-
-    double total = 0.0;
-    for (std::int64_t j = 0; j < valid; ++j) {
-        total += static_cast<double>(loss[j]);
-        if (a.row_losses) a.row_losses[r0 + j] = loss[j];
+    loss = counts ? loss : splat(T(0));
+    if (a.row_losses) {
+        if (valid == L) store(a.row_losses + r0, loss);
+        else store_partial(a.row_losses + r0, valid, loss);
     }
-    if (a.grad == nullptr) return total;
+    if (a.grad == nullptr) return loss;
 
     const V<T> p_coef = scale * (nll_coef + static_cast<T>(smooth_coef * a.weight_total));
     const V<T> v_coef = scale * static_cast<T>(smooth_coef);
     const V<T> onehot_coef = scale * nll_coef;
-    V<T> labels{};
-    for (std::int64_t j = 0; j < valid; ++j) labels[j] = static_cast<T>(a.labels[r0 + j]);
     for (std::int64_t c = 0; c < n; ++c) {
         V<T> g = p_coef * exp((load(buf + c * L) - m) - log_sum) - v_coef * w(c);
-        g = labels == static_cast<T>(c) ? g - onehot_coef : g;
-        store(buf + c * L, counts != 0 ? g : splat(T(0)));
+        g = label == static_cast<T>(c) ? g - onehot_coef : g;
+        store(buf + c * L, counts ? g : splat(T(0)));
     }
+    T* out = a.grad + r0 * n;
     for (std::int64_t j = 0; j < valid; ++j) {
-        T* row = a.grad + (r0 + j) * n;
-        for (std::int64_t c = 0; c < n; ++c) row[c] = buf[c * L + j];
+        for (std::int64_t c = 0; c < n; ++c) out[j * n + c] = buf[c * L + j];
     }
-    return total;
+    return loss;
 }
 
+template <typename T, int kN>
+double small_rows_n(const SmallRows<T>& a) {
+    constexpr int L = Vec<T>::lanes;
+    WideDouble<T> total{};  // one double per lane: the rows' losses are summed in double
+    const std::int64_t group_bytes = L * (kN > 0 ? kN : a.classes) * static_cast<std::int64_t>(sizeof(T));
+    for (std::int64_t r0 = 0; r0 < a.rows; r0 += L) {
+        // Fetch a few groups ahead (as stats does for blocks), so memory and arithmetic overlap.
+        const char* ahead = reinterpret_cast<const char*>(a.x + r0 * a.classes) + kSmallPrefetchBytes;
+        for (std::int64_t b = 0; b < group_bytes; b += 64) __builtin_prefetch(ahead + b);
+        total += __builtin_convertvector(small_group<T, kN>(a, r0, a.rows - r0 < L ? a.rows - r0 : L), WideDouble<T>);
+    }
+    return reduce_sum(total);
+}
+
+// The most common small class counts get a copy with the count built in.
 template <typename T>
 double small_rows(const SmallRows<T>& a) {
-    constexpr int L = Vec<T>::lanes;
-    double total = 0.0;
-    for (std::int64_t r0 = 0; r0 < a.rows; r0 += L) total += small_group(a, r0, a.rows - r0 < L ? a.rows - r0 : L);
-    return total;
+    switch (a.classes) {
+        case 2: return small_rows_n<T, 2>(a);
+        case 3: return small_rows_n<T, 3>(a);
+        case 4: return small_rows_n<T, 4>(a);
+        case 5: return small_rows_n<T, 5>(a);
+        case 8: return small_rows_n<T, 8>(a);
+        case 10: return small_rows_n<T, 10>(a);
+        case 16: return small_rows_n<T, 16>(a);
+        default: return small_rows_n<T, 0>(a);
+    }
 }
 
 template <typename T, V<T> (*F)(V<T>)>
@@ -223,7 +295,7 @@ template <typename T>
 V<T> log_lanes(V<T> x) { return log(x); }
 
 template <typename T>
-const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET), &stats<T>, &softmax_grad<T>, &small_rows<T>,
+const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET), &stats<T>, &softmax_grad<T>, &stream_fence, &small_rows<T>,
                            &elementwise<T, exp_lanes<T>>, &elementwise<T, log_lanes<T>>};
 
 }  // namespace

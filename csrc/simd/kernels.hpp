@@ -74,9 +74,12 @@ struct Kernels {
                           double spread, bool with_dot);
 
     // out[c] = p_coef * exp((x[c] - shift) - log_sum) - v_coef * v[c], v as in stats (skipped when
-    // v_coef is 0). out may be x itself.
+    // v_coef is 0). out may be x itself. stream: write around the caches (for outputs larger than
+    // them: no read for ownership); ignored when out is x. The caller calls fence() before the
+    // streamed data is read by another thread (once per batch of rows: a fence drains the buffers).
     void (*softmax_grad)(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight,
-                         const T* probs, T keep, T spread, T v_coef, T* out);
+                         const T* probs, T keep, T spread, T v_coef, T* out, bool stream);
+    void (*fence)();
 
     // Loss (returned: the sum over the rows, in row order) and, when asked, per-row losses and the
     // gradient of SmallRows. Lanes own rows: a group of rows is transposed into an L1 buffer.

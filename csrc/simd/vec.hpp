@@ -8,6 +8,10 @@
 #include <cstring>
 #include <type_traits>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #ifndef XENTCPP_TARGET
 #error "compile the SIMD kernels with -DXENTCPP_TARGET=<namespace of the target>"
 #endif
@@ -64,6 +68,30 @@ inline V<T> load_partial(const T* p, std::int64_t n, T fill) {
 template <typename T>
 inline void store(T* p, V<T> v) {
     std::memcpy(p, &v, sizeof v);
+}
+
+// A store that bypasses the caches (no read for ownership): for outputs larger than the caches.
+// p must be aligned to the vector size; call stream_fence() before the data is read elsewhere.
+template <typename T>
+inline void store_stream(T* p, V<T> v) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+    else _mm512_stream_pd(p, reinterpret_cast<__m512d>(v));
+#elif defined(__AVX__)
+    if constexpr (std::is_same_v<T, float>) _mm256_stream_ps(p, reinterpret_cast<__m256>(v));
+    else _mm256_stream_pd(p, reinterpret_cast<__m256d>(v));
+#elif defined(__SSE2__)
+    if constexpr (std::is_same_v<T, float>) _mm_stream_ps(p, reinterpret_cast<__m128>(v));
+    else _mm_stream_pd(p, reinterpret_cast<__m128d>(v));
+#else
+    store(p, v);
+#endif
+}
+
+inline void stream_fence() {
+#if defined(__SSE2__)
+    _mm_sfence();
+#endif
 }
 
 template <typename T>

@@ -25,6 +25,12 @@ namespace xentcpp {
 
 enum class Reduction : std::int8_t { none, sum, mean };
 
+// T in a position that does not take part in deduction, so nullptr can be passed for an output.
+template <typename T>
+struct NonDeduced { using type = T; };
+template <typename T>
+using Out = typename NonDeduced<T>::type*;
+
 // What is compared: logits (or probabilities) and exactly one kind of target.
 template <typename T>
 struct Problem {
@@ -57,12 +63,13 @@ struct GradRequest {
 // The general entry point behind the three below: returns the loss (reduced; for none the plain sum),
 // writes per-row losses to `row_losses` when it is not null, and the gradient when `request` is not null.
 template <typename T>
-double compute(const Problem<T>& problem, const Options<T>& options, T* row_losses, const GradRequest<T>* request);
+double compute(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses,
+               const GradRequest<T>* request);
 
 // The loss. Returns the reduced value (for none: the plain sum). Per-row losses go to `row_losses`
 // whenever it is not null; reduction none requires it.
 template <typename T>
-double loss(const Problem<T>& problem, const Options<T>& options, T* row_losses);
+double loss(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses);
 
 // The gradient of the loss with respect to `input`, times the upstream gradient.
 template <typename T>
@@ -71,7 +78,7 @@ void grad(const Problem<T>& problem, const Options<T>& options, const GradReques
 // Loss and gradient in one sweep over the rows (the gradient of the loss itself: upstream 1).
 // Returns what `loss` returns; `row_losses` as for `loss`.
 template <typename T>
-double value_and_grad(const Problem<T>& problem, const Options<T>& options, T* row_losses, T* grad);
+double value_and_grad(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses, Out<T> grad);
 
 // The SIMD target the kernels run on: "avx512", "avx2" or "baseline" (portable C++), the best this
 // CPU supports unless the environment variable XENTCPP_SIMD names another (read once per process;
