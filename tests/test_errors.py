@@ -151,6 +151,7 @@ def _out_cases():
     x = _x()
     weight = np.ones((3, 4))  # out is this array, weight its first row
     x2, out2 = _overlapping_input_and_out()
+    labels = np.array([0, 1, 2] + [0] * 9, dtype=np.int64)  # out is these bytes, the target their start
     return [
         ("list", TypeError, r"out", x, Y, {"out": np.zeros((3, 4)).tolist()}),
         ("float32", TypeError, r"dtype", x, Y, {"out": np.zeros((3, 4), np.float32)}),
@@ -165,6 +166,7 @@ def _out_cases():
         ("is target", ValueError, r"(?i)overlap", x, P.copy(), {}),
         ("holds weight", ValueError, r"(?i)overlap", x, Y, {"out": weight, "weight": weight[0]}),
         ("part of input", ValueError, r"(?i)overlap", x2, Y, {"out": out2}),
+        ("holds the labels", ValueError, r"(?i)overlap", x, labels[:3], {"out": labels.view(np.float64).reshape(3, 4)}),
         ("input transposed", ValueError, r"(?i)contiguous|overlap", np.ascontiguousarray(x.T).T, Y,
          {}),
     ]

@@ -95,11 +95,31 @@ double cross_entropy(const Array<T>& input, const Target& target, const std::opt
 // What the fast path computes.
 enum class Want : int { loss = 0, grad = 1, value_and_grad = 2 };
 
+// Whether two arrays' bytes overlap.
+bool overlap(const py::array& a, const py::array& b) {
+    const auto* a0 = static_cast<const char*>(a.data());
+    const auto* b0 = static_cast<const char*>(b.data());
+    return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
 template <typename T>
 py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xentcpp::Reduction reduction,
-                      std::int64_t ignore_index, double label_smoothing, double grad_output) {
+                      std::int64_t ignore_index, double label_smoothing, double grad_output, py::handle out) {
     const py::ssize_t rows = input.shape(0), classes = input.shape(1);
     if (labels.ndim() != 1 || labels.shape(0) != rows || classes == 0) return py::none();
+    // out= must be the input itself, or a writeable C-contiguous array of its shape and dtype that
+    // overlaps neither the input nor the labels; anything else goes the general way.
+    std::optional<Array<T>> out_array;
+    if (!out.is_none()) {
+        if (!Array<T>::check_(out)) return py::none();
+        auto a = py::reinterpret_borrow<Array<T>>(out);
+        const bool same = a.data() == input.data() && a.ndim() == 2;
+        if (!a.writeable() || a.ndim() != 2 || a.shape(0) != rows || a.shape(1) != classes || overlap(a, labels) ||
+            (!same && overlap(a, input))) {
+            return py::none();
+        }
+        out_array = std::move(a);
+    }
     xentcpp::Problem<T> problem;
     problem.input = input.data();
     problem.rows = rows;
@@ -119,7 +139,7 @@ py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xe
         losses = std::move(a);
     }
     if (want != Want::loss) {
-        Array<T> a({rows, classes});
+        Array<T> a = out_array ? *out_array : Array<T>({rows, classes});
         request.grad = a.mutable_data();
         request.grad_output = grad_output;
         grad = std::move(a);
@@ -137,10 +157,10 @@ py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xe
 
 // The common call, checked here in a few hundred nanoseconds rather than in Python: input a
 // C-contiguous 2-D float32/float64 array, target a C-contiguous int64 array with one label per row,
-// options that need no conversion. Anything else returns None, and the Python layer takes its
-// general path (which also words the errors).
+// options that need no conversion, out= absent or usable as it is. Anything else returns None, and
+// the Python layer takes its general path (which also words the errors).
 py::object fast(py::handle input, py::handle target, int want, py::handle reduction, py::handle ignore_index,
-                py::handle label_smoothing, double grad_output) {
+                py::handle label_smoothing, double grad_output, py::handle out) {
     if (!Labels::check_(target) || !py::isinstance<py::str>(reduction) || !py::isinstance<py::int_>(ignore_index) ||
         !py::isinstance<py::float_>(label_smoothing)) {
         return py::none();
@@ -160,10 +180,10 @@ py::object fast(py::handle input, py::handle target, int want, py::handle reduct
     const Want w = static_cast<Want>(want);
     if (Array<float>::check_(input)) {
         const auto x = py::reinterpret_borrow<Array<float>>(input);
-        if (x.ndim() == 2) return fast_typed<float>(x, labels, w, r, ignore, smoothing, grad_output);
+        if (x.ndim() == 2) return fast_typed<float>(x, labels, w, r, ignore, smoothing, grad_output, out);
     } else if (Array<double>::check_(input)) {
         const auto x = py::reinterpret_borrow<Array<double>>(input);
-        if (x.ndim() == 2) return fast_typed<double>(x, labels, w, r, ignore, smoothing, grad_output);
+        if (x.ndim() == 2) return fast_typed<double>(x, labels, w, r, ignore, smoothing, grad_output, out);
     }
     return py::none();
 }
@@ -187,7 +207,7 @@ PYBIND11_MODULE(_core, m) {
     bind<double, Labels>(m);
     bind<double, Array<double>>(m);
     m.def("fast", &fast, py::arg("input"), py::arg("target"), py::arg("want"), py::arg("reduction"),
-          py::arg("ignore_index"), py::arg("label_smoothing"), py::arg("grad_output"));
+          py::arg("ignore_index"), py::arg("label_smoothing"), py::arg("grad_output"), py::arg("out") = py::none());
     m.def("simd_target", &xentcpp::simd_target,
           "The SIMD target the kernels run on: 'avx512', 'avx2' or 'baseline' (XENTCPP_SIMD can force a lower one).");
     m.def("simd_target_supported", [](const std::string& name) { return xentcpp::simd_target_supported(name.c_str()); },

@@ -37,7 +37,9 @@ def simd_target_supported(name: str) -> bool:
 def fast(
     input: object, target: object, want: int, reduction: object, ignore_index: object, label_smoothing: object,
     grad_output: float,
+    out: object = None,
 ) -> Optional[object]:
     """The common call checked in C++: want 0 = loss, 1 = gradient, 2 = (loss, gradient); None when the
     arguments are not a 2-D C-contiguous float32/float64 input with C-contiguous int64 labels, a known
-    reduction, an int ignore_index and a float label_smoothing in [0, 1]."""
+    reduction, an int ignore_index, a float label_smoothing in [0, 1], and an out that is None, the
+    input, or a writeable C-contiguous array of its shape and dtype overlapping no argument."""

@@ -73,14 +73,14 @@ def _fast(
     want: int, input: Any, target: Any, axis: Any, weight: Any, ignore_index: Any, reduction: Any,
     label_smoothing: Any, from_logits: Any, epsilon: Any, out: Any = None, grad_output: Any = 1.0,
 ) -> Any:
-    """The common call (2-D C-contiguous float32/float64 logits, int64 labels, no weight, no out=)
-    straight to the core, which checks its form and returns None for anything else: the general path
+    """The common call (2-D C-contiguous float32/float64 logits, int64 labels, no weight, an out= usable
+    as it is) straight to the core, which checks its form and returns None for anything else: the general path
     then converts, or words the error. Keeps small calls within a few microseconds."""
     if (
-        weight is None and out is None and from_logits is True and (axis == -1 or axis == 1)
+        weight is None and from_logits is True and (axis == -1 or axis == 1)
         and type(epsilon) is float and 0.0 <= epsilon < 0.5 and type(grad_output) is float
     ):
-        return _core.fast(input, target, want, reduction, ignore_index, label_smoothing, grad_output)
+        return _core.fast(input, target, want, reduction, ignore_index, label_smoothing, grad_output, out)
     return None
 
 
