@@ -24,6 +24,10 @@ command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S . -B build/tests "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON
 cmake --build build/tests --parallel
 
+# The benchmark script still runs (a smoke run: it measures and reports, it asserts no timing).
+"$python" benchmarks/bench.py --quick --out build/bench-quick > build/bench-quick.log
+echo "benchmark smoke run: ok (build/bench-quick.log)"
+
 # Every SIMD target this machine runs, each forced through XENTCPP_SIMD: ctest and pytest per target
 # (from outside the source tree, so that the installed package is the one imported).
 targets=$("$python" -c "from xentcpp import _core
@@ -35,3 +39,4 @@ for target in $targets; do
   XENTCPP_SIMD=$target "$python" -m pytest ../tests --pyargs xentcpp --doctest-modules -c ../pyproject.toml \
     --rootdir .. -p no:cacheprovider -q
 done
+
