@@ -1,0 +1,138 @@
+"""One run: the bandwidth, every case timed interleaved (with agreement checks), then memory.
+
+:func:`run_case` builds the calls of every implementation on one case, warms and calibrates each (the
+first result of a peer is compared with xentcpp's), skips a peer whose rounds would exceed the budget,
+samples the rest round-robin and keeps the medians. :func:`run` measures the bandwidth at the start,
+after each case and at the end, computes the bounds from the best bandwidths, and measures memory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import os
+import resource
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import THREADS
+from .bandwidth import BandwidthMeter, summarize_bandwidth
+from .cases import IMPLS, OPS, Case, Settings, make_inputs
+from .machine import machine
+from .memory import memory_table
+from .peers import FACTORIES, Call, free_peer_caches, library_versions, simd_target
+from .records import CaseResult, Entry, Report
+from .roofline import bounds
+from .timing import calibrate, sample_round_robin
+
+__all__ = ["disagreement", "run", "run_case"]
+
+
+def as_loss_and_grad(result: Any) -> tuple[float, np.ndarray | None]:
+    """A call's result as ``(float loss, NumPy gradient or None)``, whatever the library."""
+    if isinstance(result, tuple):
+        return float(result[0]), np.asarray(result[1])
+    return float(result), None
+
+
+def disagreement(result: Any, reference: Any) -> dict[str, float]:
+    """Relative loss error and gradient error (max abs difference / max abs value) against ``reference``."""
+    loss, grad = as_loss_and_grad(result)
+    ref_loss, ref_grad = as_loss_and_grad(reference)
+    errors = {"loss": abs(loss - ref_loss) / max(abs(ref_loss), 1e-30)}
+    if grad is not None and ref_grad is not None:
+        scale = max(float(np.max(np.abs(ref_grad))), 1e-30)
+        errors["grad"] = float(np.max(np.abs(grad.astype(np.float64) - ref_grad))) / scale
+    return errors
+
+
+def check_against(references: dict[str, Any], impl: str, op: str, result: Any) -> dict[str, float]:
+    """Keeps xentcpp's results as references; returns a peer's disagreement with the one of its op."""
+    if impl == "xentcpp":
+        references[op] = result
+        return {}
+    return disagreement(result, references[op]) if op in references else {}
+
+
+def build_calls(x: np.ndarray, y: np.ndarray, impls: Sequence[str],
+                entries: dict[str, dict[str, Entry]]) -> dict[str, Call]:
+    """The calls of every importable implementation, keyed ``impl/op``; failures go into ``entries``."""
+    calls: dict[str, Call] = {}
+    for impl in impls:
+        try:
+            for op, call in FACTORIES[impl](x, y).items():
+                calls[f"{impl}/{op}"] = call
+        except ImportError as err:
+            entries[impl] = {op: Entry("n/a", note=str(err)) for op in OPS[:2]}
+        except Exception as err:  # noqa: BLE001 - a peer failing on this case must not stop the run
+            entries[impl] = {op: Entry("error", note=f"{type(err).__name__}: {err}") for op in OPS[:2]}
+    return calls
+
+
+def run_case(case: Case, settings: Settings, impls: Sequence[str]) -> dict[str, dict[str, Entry]]:
+    """Times every implementation's forward and fused call on ``case``, interleaved; frees the inputs."""
+    x, y = make_inputs(case)
+    entries: dict[str, dict[str, Entry]] = {impl: {} for impl in impls}
+    calls = build_calls(x, y, impls, entries)
+    numbers: dict[str, int] = {}
+    references: dict[str, Any] = {}
+    for key in list(calls):
+        impl, op = key.split("/")
+        try:
+            result, number, per_call = calibrate(calls[key], settings.min_sample_s)
+        except Exception as err:  # noqa: BLE001 - reported as an anomaly, the others still run
+            entries[impl][op] = Entry("error", note=f"{type(err).__name__}: {err}")
+            del calls[key]
+            continue
+        errors = check_against(references, impl, op, result)
+        del result
+        if impl != "xentcpp" and per_call * number * settings.rounds > settings.budget_s:
+            note = f"{per_call:.3g} s per call: {settings.rounds} rounds exceed {settings.budget_s:g} s"
+            entries[impl][op] = Entry("skipped", note=note, errors=errors)
+            del calls[key]
+            continue
+        numbers[key] = number
+        entries[impl][op] = Entry("ok", number=number, errors=errors)
+    samples = sample_round_robin(calls, numbers, settings.rounds)
+    for key, values in samples.items():
+        impl, op = key.split("/")
+        entries[impl][op].samples_s = values
+        entries[impl][op].median_s = float(np.median(values))
+    del calls, references, x, y
+    gc.collect()
+    return entries
+
+
+def run(settings: Settings, command: str) -> Report:
+    """Measures the bandwidth, then every case (the bandwidth again after each), then memory."""
+    start = time.perf_counter()
+    meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), **machine(), "command": command,
+            "load_before": os.getloadavg()[0], "versions": library_versions(), "simd_target": simd_target()}
+    impls = [impl for impl in IMPLS if not meta["versions"][impl].startswith("n/a")]
+    print(f"bandwidth ({settings.bandwidth_bytes / 2**30:g} GiB, {THREADS} threads)...", flush=True)
+    meter = BandwidthMeter(settings.bandwidth_bytes, THREADS)
+    measurements = [meter.measure(settings.bandwidth_repeats)]
+    cases: list[CaseResult] = []
+    for case in settings.cases:
+        print(f"{case.label}...", flush=True)
+        entries = run_case(case, settings, impls)
+        for impl in IMPLS:
+            if impl not in impls:
+                entries[impl] = {op: Entry("n/a", note=meta["versions"][impl]) for op in OPS[:2]}
+        cases.append(CaseResult(case, entries))
+        free_peer_caches()
+        measurements.append(meter.measure(settings.bandwidth_between))
+    measurements.append(meter.measure(settings.bandwidth_repeats))
+    del meter
+    bandwidth = summarize_bandwidth(measurements)
+    for item in cases:
+        item.bound = bounds(item.case, bandwidth["used"])
+    meta["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print("memory (fresh processes)...", flush=True)
+    memory = memory_table(settings, meta["versions"])
+    meta["load_after"] = os.getloadavg()[0]
+    meta["wall_s"] = time.perf_counter() - start
+    return Report(meta, settings, cases, memory, bandwidth)
