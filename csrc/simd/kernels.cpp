@@ -2,7 +2,7 @@
 // AVX2+FMA, AVX-512) with that target's flags and -DXENTCPP_TARGET=<name>; dispatch.cpp picks one.
 //
 // stats: a span is cut into blocks of kBlock elements (L1-resident). Per block:
-//   1. m_b = max (one read from memory);
+//   1. m_b = max (one read from memory, done while the previous block's sums are computed);
 //   2. s_b = sum exp(x - m_b), and the v-weighted sums when asked (a re-read from L1);
 // and blocks are merged exactly (simd::merge), so a row is read from memory once whatever its length.
 // Note: the per-block max keeps every exp argument <= 0, so s_b >= 1 and no block can overflow.
@@ -70,39 +70,53 @@ V<T> multipliers(const T* weight, const T* probs, std::int64_t c, std::int64_t v
     return v;
 }
 
-template <typename T, bool kDot, bool kWeight, bool kProbs>
-SpanStats<T> block_stats(const T* x, std::int64_t n, const T* weight, const T* probs, V<T> keep, V<T> spread) {
+// Max of x[0, n) (NaN skipped).
+template <typename T>
+T block_max(const T* x, std::int64_t n) {
     constexpr int L = Vec<T>::lanes;
     V<T> vmax = splat(kMinusInf<T>);
     std::int64_t c = 0;
-    for (; c + L <= n; c += L) {
-        if (c % kLineElements<T> == 0) __builtin_prefetch(x + c + 2 * kBlock);
-        vmax = max_skip_nan(vmax, load(x + c));
-    }
+    for (; c + L <= n; c += L) vmax = max_skip_nan(vmax, load(x + c));
     if (c < n) vmax = max_skip_nan(vmax, load_partial(x + c, n - c, kMinusInf<T>));
+    return reduce_max(vmax);
+}
 
+// Statistics of the block x[0, n) whose max is known; in the same loop, the max of the next block
+// next[0, next_n) (next_n <= n).
+// Note: software pipelining. The next block's loads go to memory while this block's exponentials are
+// computed (from L1), so memory streams all the time instead of waiting for a separate max pass.
+template <typename T, bool kDot, bool kWeight, bool kProbs>
+SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, const T* probs, V<T> keep,
+                         V<T> spread, const T* next, std::int64_t next_n, T& next_max) {
+    constexpr int L = Vec<T>::lanes;
     SpanStats<T> out;
-    out.max = reduce_max(vmax);
-    const V<T> shift = splat(out.max == kMinusInf<T> ? T(0) : out.max);
+    out.max = max;
+    const V<T> shift = splat(max == kMinusInf<T> ? T(0) : max);
     V<T> sum{}, dot{}, mass{};
-    const auto accumulate = [&](V<T> z, V<T> v) {
+    V<T> vnext = splat(kMinusInf<T>);
+    const auto accumulate = [&](V<T> z, std::int64_t c, std::int64_t valid) {
         sum += exp(z);
         if constexpr (kDot) {
+            const V<T> v = multipliers<T, kWeight, kProbs>(weight, probs, c, valid, keep, spread);
             dot += v != 0 ? v * z : splat(T(0));  // a class of zero multiplier adds nothing, even at -inf
             mass += v;
         }
     };
-    for (c = 0; c + L <= n; c += L) {
-        // Note: fetch the next block while this one is computed, so memory and arithmetic overlap
-        // (without it the max pass waits for memory and the exp pass leaves memory idle).
+    std::int64_t c = 0;
+    for (; c + L <= next_n; c += L) {
+        if (c % kLineElements<T> == 0) __builtin_prefetch(next + c + kBlock);
+        vnext = max_skip_nan(vnext, load(next + c));
+        accumulate(load(x + c) - shift, c, L);
+    }
+    if (c < next_n) vnext = max_skip_nan(vnext, load_partial(next + c, next_n - c, kMinusInf<T>));
+    for (; c + L <= n; c += L) {
+        // Past the next block (or in a row of one block): fetch what follows in memory, usually the
+        // next rows, for the same reason.
         if (c % kLineElements<T> == 0) __builtin_prefetch(x + c + kBlock);
-        const V<T> v = kDot ? multipliers<T, kWeight, kProbs>(weight, probs, c, L, keep, spread) : V<T>{};
-        accumulate(load(x + c) - shift, v);
+        accumulate(load(x + c) - shift, c, L);
     }
-    if (c < n) {
-        const V<T> v = kDot ? multipliers<T, kWeight, kProbs>(weight, probs, c, n - c, keep, spread) : V<T>{};
-        accumulate(load_partial(x + c, n - c, kMinusInf<T>) - shift, v);
-    }
+    if (c < n) accumulate(load_partial(x + c, n - c, kMinusInf<T>) - shift, c, n - c);
+    next_max = reduce_max(vnext);
     out.sum = reduce_sum(sum);
     if constexpr (kDot) {
         out.dot = reduce_sum(dot);
@@ -115,12 +129,18 @@ template <typename T, bool kDot, bool kWeight, bool kProbs>
 SpanStats<T> span_stats(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread) {
     const V<T> vkeep = splat(static_cast<T>(keep));
     const V<T> vspread = splat(static_cast<T>(spread));
+    const auto length = [&](std::int64_t start) { return n - start < kBlock ? n - start : kBlock; };
     SpanStats<T> total;
+    T max = block_max(x, length(0));
     for (std::int64_t start = 0; start < n; start += kBlock) {
-        const std::int64_t len = n - start < kBlock ? n - start : kBlock;
+        const std::int64_t next = start + kBlock;
+        const std::int64_t next_len = next < n ? length(next) : 0;
+        T next_max = kMinusInf<T>;
         const SpanStats<T> block = block_stats<T, kDot, kWeight, kProbs>(
-            x + start, len, weight ? weight + start : nullptr, probs ? probs + start : nullptr, vkeep, vspread);
+            x + start, length(start), max, weight ? weight + start : nullptr, probs ? probs + start : nullptr, vkeep,
+            vspread, x + next, next_len, next_max);
         total = start == 0 ? block : merge(total, block);
+        max = next_max;
     }
     return total;
 }
