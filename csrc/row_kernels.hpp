@@ -40,19 +40,21 @@ void fill(T* out, std::int64_t n, T value) {
 //   3. the gradient of each chunk, then the one-hot correction at y.
 
 // The per-class multipliers of the statistics: v = w (index targets) or w * t' (probability targets).
+// exp_out, maxima: optional scratch for the stored exponentials of the chunk (see Kernels::stats).
 template <typename T>
 simd::SpanStats<T> chunk_stats(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const T* x, const T* t,
-                               std::int64_t begin, std::int64_t len) {
+                               std::int64_t begin, std::int64_t len, T* exp_out = nullptr, T* maxima = nullptr) {
     const bool with_dot = t != nullptr || spec.smoothing != 0.0;
     return kernels.stats(x + begin, len, spec.weight ? spec.weight + begin : nullptr, t ? t + begin : nullptr,
-                         1.0 - spec.smoothing, spec.smooth_coef(), with_dot);
+                         1.0 - spec.smoothing, spec.smooth_coef(), with_dot, exp_out, maxima);
 }
 
 // Row loss from its statistics; y < 0 means a probability target.
+// log_sum = log(stats.sum), computed once per row by the caller.
 template <typename T>
-double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, const T* x, std::int64_t y) {
+double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, double log_sum, const T* x,
+                       std::int64_t y) {
     if (stats.max == -std::numeric_limits<T>::infinity()) return kNaN;  // every logit -inf: no softmax
-    const double log_sum = std::log(stats.sum);
     if (std::isnan(log_sum)) return kNaN;
     if (y < 0) return stats.mass * log_sum - stats.dot;  // sum_c w t' (lse - x), shifted by the max
     // A term whose coefficient is zero is not evaluated: 0 * inf would be NaN.
@@ -66,27 +68,39 @@ double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, 
 
 // Gradient of a chunk [begin, begin + len) of the row; `scale` is the row's upstream factor.
 // For an index target the caller then applies the one-hot term with onehot_correction.
+// With `stored` (exp_out and maxima of chunk_stats for this chunk), the softmax comes from them
+// instead of a second exp per element.
+template <typename T>
+struct Stored {
+    const T* exps = nullptr;
+    const T* maxima = nullptr;
+};
+
 template <typename T>
 void logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const simd::SpanStats<T>& stats,
-                       const T* x, const T* t, std::int64_t y, double scale, std::int64_t begin, std::int64_t len,
-                       T* grad, bool stream) {
+                       double row_log_sum, const T* x, const T* t, std::int64_t y, double scale, std::int64_t begin,
+                       std::int64_t len, T* grad, bool stream, Stored<T> stored = {}) {
     const T* w = spec.weight ? spec.weight + begin : nullptr;
     if (stats.max == -std::numeric_limits<T>::infinity()) {
         fill(grad + begin, len, std::numeric_limits<T>::quiet_NaN());
         return;
     }
-    const T log_sum = static_cast<T>(std::log(stats.sum));
-    if (y < 0) {  // grad = scale * (p * sum_c w t' - w t')
-        kernels.softmax_grad(x + begin, len, stats.max, log_sum, static_cast<T>(scale * stats.mass), w, t + begin,
-                             static_cast<T>(1.0 - spec.smoothing), static_cast<T>(spec.smooth_coef()),
-                             static_cast<T>(scale), grad + begin, stream);
-        return;
+    const T log_sum = static_cast<T>(row_log_sum);
+    // Probability target: grad = scale * (p * sum_c w t' - w t'); class index:
+    // grad = scale * (p * (nll_coef + smooth_coef W) - smooth_coef w) - [c == y] scale nll_coef.
+    const double nll_coef = y < 0 ? 0.0 : (1.0 - spec.smoothing) * spec.w(y);
+    const T p_coef = static_cast<T>(y < 0 ? scale * stats.mass : scale * (nll_coef + spec.smooth_coef() * spec.weight_total));
+    const T* probs = y < 0 ? t + begin : nullptr;
+    const T keep = static_cast<T>(y < 0 ? 1.0 - spec.smoothing : 1.0);
+    const T spread = static_cast<T>(y < 0 ? spec.smooth_coef() : 0.0);
+    const T v_coef = static_cast<T>(y < 0 ? scale : scale * spec.smooth_coef());
+    if (stored.exps) {
+        kernels.scaled_grad(stored.exps, len, stored.maxima, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef,
+                            grad + begin, stream);
+    } else {
+        kernels.softmax_grad(x + begin, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, grad + begin,
+                             stream);
     }
-    // grad = scale * (p * (nll_coef + smooth_coef W) - smooth_coef w) - [c == y] scale nll_coef
-    const double nll_coef = (1.0 - spec.smoothing) * spec.w(y);
-    const double p_coef = scale * (nll_coef + spec.smooth_coef() * spec.weight_total);
-    kernels.softmax_grad(x + begin, len, stats.max, log_sum, static_cast<T>(p_coef), w, nullptr, T(1), T(0),
-                         static_cast<T>(scale * spec.smooth_coef()), grad + begin, stream);
 }
 
 template <typename T>

@@ -9,6 +9,7 @@
 #include "xentcpp/xentcpp.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,7 @@ using detail::RowSpec;
 constexpr std::int64_t kBlockElements = std::int64_t{1} << 15;     // ~128 KiB of float logits: L2-resident
 constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;  // below this, fork/join costs more
 constexpr std::int64_t kChunk = kBlockElements;
+constexpr std::int64_t kScratch = kChunk + kChunk / simd::kBlock;  // one chunk's exps and block maxima
 constexpr std::int64_t kStreamBytes = std::int64_t{32} << 20;  // about the size of the last-level cache  // a long row is cut in chunks of this many classes
 
 void require(bool ok, const char* what) {
@@ -115,6 +117,14 @@ int max_threads() {
 #endif
 }
 
+std::int64_t thread_index() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 // Sum of block(begin, end) over blocks of rows, in an order fixed by the shape (see 3. above). Blocks
 // go to threads unless `rows_split` says each row is itself split across them (same sum either way).
 template <typename BlockFn>
@@ -157,6 +167,10 @@ double compute(const Problem<T>& problem, const Options<T>& options, Out<T> row_
     std::vector<simd::SpanStats<T>> parts(split ? static_cast<std::size_t>(chunks) : 0);
     const auto chunk_len = [&](std::int64_t k) { return std::min(kChunk, n - k * kChunk); };
 
+    // Scratch for the exponentials of one chunk (and its block maxima), per thread.
+    const bool keep_exps = grad != nullptr && options.from_logits && chunks == 1 && !(problem.labels && n <= simd::kSmallClasses);
+    std::vector<T> scratch(keep_exps ? static_cast<std::size_t>(max_threads() * kScratch) : 0);
+
     // A gradient larger than the caches is written around them (no read for ownership of its lines).
     const bool stream = grad != nullptr && grad != problem.input &&
                         problem.rows * n * static_cast<std::int64_t>(sizeof(T)) >= kStreamBytes;
@@ -164,6 +178,7 @@ double compute(const Problem<T>& problem, const Options<T>& options, Out<T> row_
     // y >= 0: class index; y < 0: probability target t.
     const auto logits_row = [&](const T* x, const T* t, std::int64_t y, T* g, double scale) -> double {
         simd::SpanStats<T> stats;
+        detail::Stored<T> stored;
         if (split) {
 #pragma omp parallel for schedule(static)
             for (std::int64_t k = 0; k < chunks; ++k) {
@@ -171,16 +186,24 @@ double compute(const Problem<T>& problem, const Options<T>& options, Out<T> row_
             }
             stats = parts[0];
             for (std::int64_t k = 1; k < chunks; ++k) stats = simd::merge(stats, parts[static_cast<std::size_t>(k)]);
+        } else if (keep_exps && g) {
+            // One chunk and a gradient to write: keep the exponentials (in this thread's L2-sized
+            // scratch, not in g: its lines would be read for ownership) and reuse them below.
+            T* exps = scratch.data() + thread_index() * kScratch;
+            stored = {exps, exps + kChunk};
+            stats = detail::chunk_stats(kernels, spec, x, t, 0, n, exps, exps + kChunk);
         } else {
             stats = detail::chunk_stats(kernels, spec, x, t, 0, chunk_len(0));
             for (std::int64_t k = 1; k < chunks; ++k) {
                 stats = simd::merge(stats, detail::chunk_stats(kernels, spec, x, t, k * kChunk, chunk_len(k)));
             }
         }
-        const double loss = detail::logits_row_loss(spec, stats, x, y);
+        const double log_sum = std::log(stats.sum);
+        const double loss = detail::logits_row_loss(spec, stats, log_sum, x, y);
         if (g) {
             const auto chunk_grad = [&](std::int64_t k) {
-                detail::logits_chunk_grad(kernels, spec, stats, x, t, y, scale, k * kChunk, chunk_len(k), g, stream);
+                detail::logits_chunk_grad(kernels, spec, stats, log_sum, x, t, y, scale, k * kChunk, chunk_len(k), g,
+                                          stream, stored);
             };
             // Note: a plain branch, not `omp parallel if (split)`: a serial region still costs about a
             // microsecond per row.

@@ -20,7 +20,6 @@
 namespace xentcpp::simd::XENTCPP_TARGET {
 namespace {
 
-constexpr std::int64_t kBlock = 2048;
 
 // As many int64 labels, or doubles, as V<T> has lanes (two registers for float: the compiler splits them).
 template <typename T>
@@ -85,9 +84,9 @@ T block_max(const T* x, std::int64_t n) {
 // next[0, next_n) (next_n <= n).
 // Note: software pipelining. The next block's loads go to memory while this block's exponentials are
 // computed (from L1), so memory streams all the time instead of waiting for a separate max pass.
-template <typename T, bool kDot, bool kWeight, bool kProbs>
+template <typename T, bool kDot, bool kWeight, bool kProbs, bool kStore>
 SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, const T* probs, V<T> keep,
-                         V<T> spread, const T* next, std::int64_t next_n, T& next_max) {
+                         V<T> spread, const T* next, std::int64_t next_n, T& next_max, T* exp_out) {
     constexpr int L = Vec<T>::lanes;
     SpanStats<T> out;
     out.max = max;
@@ -95,7 +94,12 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
     V<T> sum{}, dot{}, mass{};
     V<T> vnext = splat(kMinusInf<T>);
     const auto accumulate = [&](V<T> z, std::int64_t c, std::int64_t valid) {
-        sum += exp(z);
+        const V<T> e = exp(z);
+        sum += e;
+        if constexpr (kStore) {
+            if (valid == L) store(exp_out + c, e);
+            else store_partial(exp_out + c, valid, e);
+        }
         if constexpr (kDot) {
             const V<T> v = multipliers<T, kWeight, kProbs>(weight, probs, c, valid, keep, spread);
             dot += v != 0 ? v * z : splat(T(0));  // a class of zero multiplier adds nothing, even at -inf
@@ -125,8 +129,9 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
     return out;
 }
 
-template <typename T, bool kDot, bool kWeight, bool kProbs>
-SpanStats<T> span_stats(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread) {
+template <typename T, bool kDot, bool kWeight, bool kProbs, bool kStore>
+SpanStats<T> span_stats(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread,
+                        T* exp_out, T* maxima) {
     const V<T> vkeep = splat(static_cast<T>(keep));
     const V<T> vspread = splat(static_cast<T>(spread));
     const auto length = [&](std::int64_t start) { return n - start < kBlock ? n - start : kBlock; };
@@ -136,23 +141,32 @@ SpanStats<T> span_stats(const T* x, std::int64_t n, const T* weight, const T* pr
         const std::int64_t next = start + kBlock;
         const std::int64_t next_len = next < n ? length(next) : 0;
         T next_max = kMinusInf<T>;
-        const SpanStats<T> block = block_stats<T, kDot, kWeight, kProbs>(
+        if constexpr (kStore) maxima[start / kBlock] = max;
+        const SpanStats<T> block = block_stats<T, kDot, kWeight, kProbs, kStore>(
             x + start, length(start), max, weight ? weight + start : nullptr, probs ? probs + start : nullptr, vkeep,
-            vspread, x + next, next_len, next_max);
+            vspread, x + next, next_len, next_max, kStore ? exp_out + start : nullptr);
         total = start == 0 ? block : merge(total, block);
         max = next_max;
     }
     return total;
 }
 
+template <typename T, bool kStore>
+SpanStats<T> stats_dispatch(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread,
+                            bool with_dot, T* exp_out, T* maxima) {
+    const auto run = [&](auto impl, const T* w, const T* t) { return impl(x, n, w, t, keep, spread, exp_out, maxima); };
+    if (!with_dot) return run(span_stats<T, false, false, false, kStore>, nullptr, nullptr);
+    if (weight && probs) return run(span_stats<T, true, true, true, kStore>, weight, probs);
+    if (weight) return run(span_stats<T, true, true, false, kStore>, weight, nullptr);
+    if (probs) return run(span_stats<T, true, false, true, kStore>, nullptr, probs);
+    return run(span_stats<T, true, false, false, kStore>, nullptr, nullptr);
+}
+
 template <typename T>
 SpanStats<T> stats(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread,
-                   bool with_dot) {
-    if (!with_dot) return span_stats<T, false, false, false>(x, n, nullptr, nullptr, keep, spread);
-    if (weight && probs) return span_stats<T, true, true, true>(x, n, weight, probs, keep, spread);
-    if (weight) return span_stats<T, true, true, false>(x, n, weight, nullptr, keep, spread);
-    if (probs) return span_stats<T, true, false, true>(x, n, nullptr, probs, keep, spread);
-    return span_stats<T, true, false, false>(x, n, nullptr, nullptr, keep, spread);
+                   bool with_dot, T* exp_out, T* maxima) {
+    if (exp_out) return stats_dispatch<T, true>(x, n, weight, probs, keep, spread, with_dot, exp_out, maxima);
+    return stats_dispatch<T, false>(x, n, weight, probs, keep, spread, with_dot, nullptr, nullptr);
 }
 
 template <typename T, bool kV, bool kWeight, bool kProbs>
@@ -301,6 +315,56 @@ double small_rows(const SmallRows<T>& a) {
     }
 }
 
+// out = factor_b * e - v_coef * v per block b of kBlock elements, with e = exp(x - m_b) from stats
+// and factor_b = p_coef * exp((m_b - shift) - log_sum): the softmax without a second exp per element.
+template <typename T, bool kV, bool kWeight, bool kProbs>
+void scaled_grad_impl(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef, const T* weight,
+                      const T* probs, T keep, T spread, T v_coef, T* out, bool stream) {
+    constexpr int L = Vec<T>::lanes;
+    const V<T> vv = splat(v_coef), vkeep = splat(keep), vspread = splat(spread);
+    for (std::int64_t start = 0; start < n; start += kBlock) {
+        const std::int64_t len = n - start < kBlock ? n - start : kBlock;
+        const double m = static_cast<double>(maxima[start / kBlock]);
+        const V<T> factor = splat(static_cast<T>(
+            static_cast<double>(p_coef) * std::exp((m - static_cast<double>(shift)) - static_cast<double>(log_sum))));
+        const T* eb = e + start;
+        T* ob = out + start;
+        const auto gradient = [&](std::int64_t c, std::int64_t valid) {
+            V<T> g = factor * (valid == L ? load(eb + c) : load_partial(eb + c, valid, T(0)));
+            if constexpr (kV) {
+                g -= vv * multipliers<T, kWeight, kProbs>(weight ? weight + start : nullptr,
+                                                          probs ? probs + start : nullptr, c, valid, vkeep, vspread);
+            }
+            return g;
+        };
+        std::int64_t c = 0;
+        if (stream) {
+            const auto address = reinterpret_cast<std::uintptr_t>(ob);
+            const std::int64_t head = static_cast<std::int64_t>((kVectorBytes - address % kVectorBytes) % kVectorBytes) /
+                                      static_cast<std::int64_t>(sizeof(T));
+            if (address % sizeof(T) == 0 && head < len) {
+                if (head > 0) store_partial(ob, head, gradient(0, head));
+                for (c = head; c + L <= len; c += L) store_stream(ob + c, gradient(c, L));
+            }
+        }
+        for (; c + L <= len; c += L) store(ob + c, gradient(c, L));
+        if (c < len) store_partial(ob + c, len - c, gradient(c, len - c));
+    }
+}
+
+template <typename T>
+void scaled_grad(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef, const T* weight,
+                 const T* probs, T keep, T spread, T v_coef, T* out, bool stream) {
+    const auto run = [&](auto impl) {
+        impl(e, n, maxima, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream);
+    };
+    if (v_coef == T(0)) return run(scaled_grad_impl<T, false, false, false>);
+    if (weight && probs) return run(scaled_grad_impl<T, true, true, true>);
+    if (weight) return run(scaled_grad_impl<T, true, true, false>);
+    if (probs) return run(scaled_grad_impl<T, true, false, true>);
+    return run(scaled_grad_impl<T, true, false, false>);
+}
+
 template <typename T, V<T> (*F)(V<T>)>
 void elementwise(const T* x, std::int64_t n, T* out) {
     constexpr int L = Vec<T>::lanes;
@@ -315,7 +379,8 @@ template <typename T>
 V<T> log_lanes(V<T> x) { return log(x); }
 
 template <typename T>
-const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET), &stats<T>, &softmax_grad<T>, &stream_fence, &small_rows<T>,
+const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET), &stats<T>, &softmax_grad<T>, &scaled_grad<T>, &stream_fence,
+                           &small_rows<T>,
                            &elementwise<T, exp_lanes<T>>, &elementwise<T, log_lanes<T>>};
 
 }  // namespace

@@ -64,14 +64,19 @@ struct SmallRows {
     T* grad = nullptr;                // optional; may be x
 };
 
+// Statistics and stored exponentials are kept per block of this many elements (L1-resident).
+inline constexpr std::int64_t kBlock = 2048;
+
 template <typename T>
 struct Kernels {
     const char* target;
 
     // Span statistics of x[0, n). v[c] = (weight ? weight[c] : 1) * (probs ? keep * probs[c] + spread : 1);
-    // dot and mass are computed only when with_dot is true.
+    // dot and mass are computed only when with_dot is true. When exp_out is not null it receives
+    // exp(x[c] - m_b), m_b the max of c's block of kBlock elements, and maxima the m_b
+    // (ceil(n / kBlock) of them): what scaled_grad needs.
     SpanStats<T> (*stats)(const T* x, std::int64_t n, const T* weight, const T* probs, double keep,
-                          double spread, bool with_dot);
+                          double spread, bool with_dot, T* exp_out, T* maxima);
 
     // out[c] = p_coef * exp((x[c] - shift) - log_sum) - v_coef * v[c], v as in stats (skipped when
     // v_coef is 0). out may be x itself. stream: write around the caches (for outputs larger than
@@ -79,6 +84,10 @@ struct Kernels {
     // streamed data is read by another thread (once per batch of rows: a fence drains the buffers).
     void (*softmax_grad)(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight,
                          const T* probs, T keep, T spread, T v_coef, T* out, bool stream);
+    // The same gradient from what stats stored: out[c] = p_coef * exp((m_b - shift) - log_sum) * e[c]
+    // - v_coef * v[c]; one multiply-add per element instead of an exp. out may be e.
+    void (*scaled_grad)(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef,
+                        const T* weight, const T* probs, T keep, T spread, T v_coef, T* out, bool stream);
     void (*fence)();
 
     // Loss (returned: the sum over the rows, in row order) and, when asked, per-row losses and the
