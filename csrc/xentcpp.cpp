@@ -142,6 +142,123 @@ double sweep_blocks(std::int64_t rows, std::int64_t classes, bool rows_split, co
     return total;
 }
 
+// Logits rows, read in chunks of kChunk classes whose statistics merge in chunk order. When the rows
+// are too few to share out, each row's chunks are shared out instead (the same arithmetic). With a
+// gradient to write and a row of one chunk, the exponentials stay in a per-thread, L2-sized scratch
+// (not in the gradient, whose lines would be read for ownership) and the gradient reuses them.
+template <typename T>
+class LogitsRows {
+public:
+    // from_logits false: no row is read here, nothing is split or kept (probability inputs).
+    LogitsRows(const Problem<T>& problem, const Options<T>& options, const RowSpec<T>& spec, T* grad)
+        : kernels_(simd::kernels<T>()),
+          spec_(spec),
+          n_(problem.classes),
+          chunks_((n_ + kChunk - 1) / kChunk),
+          split_(options.from_logits && chunks_ > 1 && problem.rows < 2 * max_threads()),
+          keep_exps_(options.from_logits && grad != nullptr && chunks_ == 1),
+          // A gradient larger than the caches is written around them (no read for ownership).
+          stream_(options.from_logits && grad != nullptr && grad != problem.input &&
+                  problem.rows * n_ * static_cast<std::int64_t>(sizeof(T)) >= kStreamBytes),
+          parts_(split_ ? static_cast<std::size_t>(chunks_) : 0),
+          scratch_(keep_exps_ ? static_cast<std::size_t>(max_threads() * kScratch) : 0) {}
+
+    bool split() const { return split_; }
+
+    // Called once per block of rows (not split): makes the block's streamed stores visible.
+    void end_block() const {
+        if (stream_ && !split_) kernels_.fence();
+    }
+
+    // The loss of row x (class index y >= 0, or probability target t when y < 0) and, when g is not
+    // null, its gradient times scale.
+    double operator()(const T* x, const T* t, std::int64_t y, T* g, double scale) {
+        detail::Stored<T> stored;
+        const simd::SpanStats<T> stats = row_stats(x, t, g != nullptr, stored);
+        const double log_sum = std::log(stats.sum);
+        const double loss = detail::logits_row_loss(spec_, stats, log_sum, x, y);
+        if (g) {
+            const auto chunk_grad = [&](std::int64_t k) {
+                detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, x, t, y, scale, k * kChunk, chunk_len(k), g,
+                                          stream_, stored);
+            };
+            // Note: a plain branch, not `omp parallel if (split)`: a serial region still costs about a
+            // microsecond per row.
+            if (split_) {
+#pragma omp parallel for schedule(static)
+                for (std::int64_t k = 0; k < chunks_; ++k) {
+                    chunk_grad(k);
+                    if (stream_) kernels_.fence();
+                }
+            } else {
+                for (std::int64_t k = 0; k < chunks_; ++k) chunk_grad(k);
+            }
+            if (y >= 0) detail::onehot_correction(spec_, y, scale, g);
+        }
+        return loss;
+    }
+
+private:
+    std::int64_t chunk_len(std::int64_t k) const { return std::min(kChunk, n_ - k * kChunk); }
+
+    simd::SpanStats<T> row_stats(const T* x, const T* t, bool with_grad, detail::Stored<T>& stored) {
+        if (split_) {
+#pragma omp parallel for schedule(static)
+            for (std::int64_t k = 0; k < chunks_; ++k) {
+                parts_[static_cast<std::size_t>(k)] = detail::chunk_stats(kernels_, spec_, x, t, k * kChunk, chunk_len(k));
+            }
+            simd::SpanStats<T> stats = parts_[0];
+            for (std::int64_t k = 1; k < chunks_; ++k) stats = simd::merge(stats, parts_[static_cast<std::size_t>(k)]);
+            return stats;
+        }
+        if (keep_exps_ && with_grad) {
+            T* exps = scratch_.data() + thread_index() * kScratch;
+            stored = {exps, exps + kChunk};
+            return detail::chunk_stats(kernels_, spec_, x, t, 0, n_, exps, exps + kChunk);
+        }
+        simd::SpanStats<T> stats = detail::chunk_stats(kernels_, spec_, x, t, 0, chunk_len(0));
+        for (std::int64_t k = 1; k < chunks_; ++k) {
+            stats = simd::merge(stats, detail::chunk_stats(kernels_, spec_, x, t, k * kChunk, chunk_len(k)));
+        }
+        return stats;
+    }
+
+    const simd::Kernels<T>& kernels_;
+    const RowSpec<T>& spec_;
+    const std::int64_t n_;
+    const std::int64_t chunks_;
+    const bool split_;
+    const bool keep_exps_;
+    const bool stream_;
+    std::vector<simd::SpanStats<T>> parts_;  // chunk statistics of a split row
+    std::vector<T> scratch_;                 // per thread: one chunk's exponentials and block maxima
+};
+
+// Few classes and class indices: lanes own rows (simd::Kernels::small_rows), block by block.
+template <typename T>
+double sweep_small_rows(const Problem<T>& problem, const Options<T>& options, const RowSpec<T>& spec,
+                        T* row_losses, T* grad, const T* grad_output_rows, double uniform_scale) {
+    const std::int64_t n = problem.classes;
+    simd::SmallRows<T> rows;
+    rows.classes = n;
+    rows.ignore_index = options.ignore_index;
+    rows.weight = options.weight;
+    rows.smoothing = options.label_smoothing;
+    rows.weight_total = spec.weight_total;
+    rows.scale = uniform_scale;
+    const simd::Kernels<T>& kernels = simd::kernels<T>();
+    return sweep_blocks(problem.rows, n, false, [&](std::int64_t begin, std::int64_t end) {
+        simd::SmallRows<T> block = rows;
+        block.x = problem.input + begin * n;
+        block.rows = end - begin;
+        block.labels = problem.labels + begin;
+        block.scale_rows = grad_output_rows ? grad_output_rows + begin : nullptr;
+        block.row_losses = row_losses ? row_losses + begin : nullptr;
+        block.grad = grad ? grad + begin * n : nullptr;
+        return kernels.small_rows(block);
+    });
+}
+
 }  // namespace
 
 template <typename T>
@@ -159,114 +276,37 @@ double compute(const Problem<T>& problem, const Options<T>& options, Out<T> row_
     // Mean over nothing (all rows ignored, or zero total weight): the loss is NaN, the gradient zero.
     if (options.reduction == Reduction::mean) uniform_scale = denominator != 0.0 ? uniform_scale / denominator : 0.0;
 
-    // Logits rows are read in chunks of kChunk classes whose statistics merge in chunk order; when
-    // the rows are too few to share out, each row's chunks are shared out instead (same arithmetic).
-    const simd::Kernels<T>& kernels = simd::kernels<T>();
-    const std::int64_t chunks = (n + kChunk - 1) / kChunk;
-    const bool split = options.from_logits && chunks > 1 && problem.rows < 2 * max_threads();
-    std::vector<simd::SpanStats<T>> parts(split ? static_cast<std::size_t>(chunks) : 0);
-    const auto chunk_len = [&](std::int64_t k) { return std::min(kChunk, n - k * kChunk); };
-
-    // Scratch for the exponentials of one chunk (and its block maxima), per thread.
-    const bool keep_exps = grad != nullptr && options.from_logits && chunks == 1 && !(problem.labels && n <= simd::kSmallClasses);
-    std::vector<T> scratch(keep_exps ? static_cast<std::size_t>(max_threads() * kScratch) : 0);
-
-    // A gradient larger than the caches is written around them (no read for ownership of its lines).
-    const bool stream = grad != nullptr && grad != problem.input &&
-                        problem.rows * n * static_cast<std::int64_t>(sizeof(T)) >= kStreamBytes;
-
-    // y >= 0: class index; y < 0: probability target t.
-    const auto logits_row = [&](const T* x, const T* t, std::int64_t y, T* g, double scale) -> double {
-        simd::SpanStats<T> stats;
-        detail::Stored<T> stored;
-        if (split) {
-#pragma omp parallel for schedule(static)
-            for (std::int64_t k = 0; k < chunks; ++k) {
-                parts[static_cast<std::size_t>(k)] = detail::chunk_stats(kernels, spec, x, t, k * kChunk, chunk_len(k));
-            }
-            stats = parts[0];
-            for (std::int64_t k = 1; k < chunks; ++k) stats = simd::merge(stats, parts[static_cast<std::size_t>(k)]);
-        } else if (keep_exps && g) {
-            // One chunk and a gradient to write: keep the exponentials (in this thread's L2-sized
-            // scratch, not in g: its lines would be read for ownership) and reuse them below.
-            T* exps = scratch.data() + thread_index() * kScratch;
-            stored = {exps, exps + kChunk};
-            stats = detail::chunk_stats(kernels, spec, x, t, 0, n, exps, exps + kChunk);
-        } else {
-            stats = detail::chunk_stats(kernels, spec, x, t, 0, chunk_len(0));
-            for (std::int64_t k = 1; k < chunks; ++k) {
-                stats = simd::merge(stats, detail::chunk_stats(kernels, spec, x, t, k * kChunk, chunk_len(k)));
-            }
-        }
-        const double log_sum = std::log(stats.sum);
-        const double loss = detail::logits_row_loss(spec, stats, log_sum, x, y);
-        if (g) {
-            const auto chunk_grad = [&](std::int64_t k) {
-                detail::logits_chunk_grad(kernels, spec, stats, log_sum, x, t, y, scale, k * kChunk, chunk_len(k), g,
-                                          stream, stored);
-            };
-            // Note: a plain branch, not `omp parallel if (split)`: a serial region still costs about a
-            // microsecond per row.
-            if (split) {
-#pragma omp parallel for schedule(static)
-                for (std::int64_t k = 0; k < chunks; ++k) {
-                    chunk_grad(k);
-                    if (stream) kernels.fence();
-                }
-            } else {
-                for (std::int64_t k = 0; k < chunks; ++k) chunk_grad(k);
-            }
-            if (y >= 0) detail::onehot_correction(spec, y, scale, g);
-        }
-        return loss;
-    };
-
-    const auto row = [&](std::int64_t i) -> double {
-        const T* x = problem.input + i * n;
-        T* g = grad ? grad + i * n : nullptr;
-        const double scale = grad_output_rows ? static_cast<double>(grad_output_rows[i]) : uniform_scale;
-        double loss = 0.0;
-        if (problem.labels) {
-            const std::int64_t y = problem.labels[i];
-            if (y == options.ignore_index) {
-                if (g) detail::fill(g, n, T(0));
-            } else if (options.from_logits) {
-                loss = logits_row(x, nullptr, y, g, scale);
-            } else {
-                loss = detail::probs_row_label(x, y, spec, g, scale);
-            }
-        } else {
-            const T* t = problem.probs + i * n;
-            loss = options.from_logits ? logits_row(x, t, -1, g, scale) : detail::probs_row_probs(x, t, spec, g, scale);
-        }
-        if (row_losses) row_losses[i] = static_cast<T>(loss);
-        return loss;
-    };
     double total = 0.0;
     if (options.from_logits && problem.labels && n <= simd::kSmallClasses) {
-        // Few classes: lanes own rows (see simd::Kernels::small_rows).
-        simd::SmallRows<T> rows;
-        rows.classes = n;
-        rows.ignore_index = options.ignore_index;
-        rows.weight = options.weight;
-        rows.smoothing = options.label_smoothing;
-        rows.weight_total = spec.weight_total;
-        rows.scale = uniform_scale;
-        total = sweep_blocks(problem.rows, n, false, [&](std::int64_t begin, std::int64_t end) {
-            simd::SmallRows<T> block = rows;
-            block.x = problem.input + begin * n;
-            block.rows = end - begin;
-            block.labels = problem.labels + begin;
-            block.scale_rows = grad_output_rows ? grad_output_rows + begin : nullptr;
-            block.row_losses = row_losses ? row_losses + begin : nullptr;
-            block.grad = grad ? grad + begin * n : nullptr;
-            return kernels.small_rows(block);
-        });
+        total = sweep_small_rows(problem, options, spec, row_losses, grad, grad_output_rows, uniform_scale);
     } else {
-        total = sweep_blocks(problem.rows, n, split, [&](std::int64_t begin, std::int64_t end) {
+        LogitsRows<T> logits_row(problem, options, spec, grad);
+        const auto row = [&](std::int64_t i) -> double {
+            const T* x = problem.input + i * n;
+            T* g = grad ? grad + i * n : nullptr;
+            const double scale = grad_output_rows ? static_cast<double>(grad_output_rows[i]) : uniform_scale;
+            double loss = 0.0;
+            if (problem.labels) {
+                const std::int64_t y = problem.labels[i];
+                if (y == options.ignore_index) {
+                    if (g) detail::fill(g, n, T(0));
+                } else if (options.from_logits) {
+                    loss = logits_row(x, nullptr, y, g, scale);
+                } else {
+                    loss = detail::probs_row_label(x, y, spec, g, scale);
+                }
+            } else {
+                const T* t = problem.probs + i * n;
+                loss = options.from_logits ? logits_row(x, t, -1, g, scale)
+                                           : detail::probs_row_probs(x, t, spec, g, scale);
+            }
+            if (row_losses) row_losses[i] = static_cast<T>(loss);
+            return loss;
+        };
+        total = sweep_blocks(problem.rows, n, logits_row.split(), [&](std::int64_t begin, std::int64_t end) {
             double sum = 0.0;
             for (std::int64_t i = begin; i < end; ++i) sum += row(i);
-            if (stream && !split) kernels.fence();
+            logits_row.end_block();
             return sum;
         });
     }
