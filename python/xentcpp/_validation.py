@@ -34,17 +34,27 @@ class Call:
     target: np.ndarray  # int64 (rows,) or compute dtype (rows, classes)
     options: dict[str, Any]  # keyword arguments for _core.cross_entropy
     reduction: str
-    input_dtype: np.dtype
-    input_shape: Tuple[int, ...]
     batch_shape: Tuple[int, ...]  # input_shape without the class axis
     axis: int
     caller_input: np.ndarray  # the caller's array (for out=input)
     caller_target: np.ndarray
-    weight: Optional[np.ndarray]
 
     @property
     def dtype(self) -> np.dtype:
+        """The compute dtype (float32 for float16 input)."""
         return self.input.dtype
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return self.caller_input.dtype
+
+    @property
+    def input_shape(self) -> Tuple[int, ...]:
+        return self.caller_input.shape
+
+    @property
+    def weight(self) -> Optional[np.ndarray]:
+        return self.options["weight"]
 
     @property
     def class_axis_last(self) -> bool:
@@ -129,13 +139,10 @@ def prepare(
         target=target_rows,
         options=options,
         reduction=reduction,
-        input_dtype=x.dtype,
-        input_shape=x.shape,
         batch_shape=batch_shape,
         axis=axis,
         caller_input=x,
         caller_target=t,
-        weight=w,
     )
 
 
