@@ -40,19 +40,20 @@ void fill(T* out, std::int64_t n, T value) {
 //   3. the gradient of each chunk, then the one-hot correction at y.
 
 // The per-class multipliers of the statistics: v = w (index targets) or w * t' (probability targets).
-// exp_out, maxima: optional scratch for the stored exponentials of the chunk (see Kernels::stats).
+// x and t point at the chunk [begin, begin + len) of the row (its first element); weights are indexed
+// by class. exp_out, maxima: optional scratch for the stored exponentials of the chunk (Kernels::stats).
 template <typename T>
 simd::SpanStats<T> chunk_stats(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const T* x, const T* t,
                                std::int64_t begin, std::int64_t len, T* exp_out = nullptr, T* maxima = nullptr) {
     const bool with_dot = t != nullptr || spec.smoothing != 0.0;
-    return kernels.stats(x + begin, len, spec.weight ? spec.weight + begin : nullptr, t ? t + begin : nullptr,
-                         1.0 - spec.smoothing, spec.smooth_coef(), with_dot, exp_out, maxima);
+    return kernels.stats(x, len, spec.weight ? spec.weight + begin : nullptr, t, 1.0 - spec.smoothing,
+                         spec.smooth_coef(), with_dot, exp_out, maxima);
 }
 
-// Row loss from its statistics; y < 0 means a probability target.
+// Row loss from its statistics; y < 0 means a probability target, else x_y is the logit at y.
 // log_sum = log(stats.sum), computed once per row by the caller.
 template <typename T>
-double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, double log_sum, const T* x,
+double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, double log_sum, T x_y,
                        std::int64_t y) {
     if (stats.max == -std::numeric_limits<T>::infinity()) return kNaN;  // every logit -inf: no softmax
     if (std::isnan(log_sum)) return kNaN;
@@ -61,13 +62,14 @@ double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, 
     const double nll_coef = (1.0 - spec.smoothing) * spec.w(y);
     const double smooth_coef = spec.smooth_coef();
     double loss = 0.0;
-    if (nll_coef != 0.0) loss += nll_coef * (log_sum - static_cast<double>(x[y] - stats.max));
+    if (nll_coef != 0.0) loss += nll_coef * (log_sum - static_cast<double>(x_y - stats.max));
     if (smooth_coef != 0.0) loss += smooth_coef * (spec.weight_total * log_sum - stats.dot);
     return loss;
 }
 
-// Gradient of a chunk [begin, begin + len) of the row; `scale` is the row's upstream factor.
-// For an index target the caller then applies the one-hot term with onehot_correction.
+// Gradient of a chunk [begin, begin + len) of the row into out (the chunk's first element); x and t
+// point at the chunk. `scale` is the row's upstream factor, and `p_extra` adds to the softmax's
+// coefficient (the z-loss term). For an index target the caller then applies onehot_correction.
 // With `stored` (exp_out and maxima of chunk_stats for this chunk), the softmax comes from them
 // instead of a second exp per element.
 template <typename T>
@@ -78,34 +80,35 @@ struct Stored {
 
 template <typename T>
 void logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const simd::SpanStats<T>& stats,
-                       double row_log_sum, const T* x, const T* t, std::int64_t y, double scale, std::int64_t begin,
-                       std::int64_t len, T* grad, bool stream, Stored<T> stored = {}) {
+                       double row_log_sum, const T* x, const T* t, std::int64_t y, double scale, double p_extra,
+                       std::int64_t begin, std::int64_t len, T* out, bool stream, Stored<T> stored = {}) {
     const T* w = spec.weight ? spec.weight + begin : nullptr;
     if (stats.max == -std::numeric_limits<T>::infinity()) {
-        fill(grad + begin, len, std::numeric_limits<T>::quiet_NaN());
+        fill(out, len, std::numeric_limits<T>::quiet_NaN());
         return;
     }
     const T log_sum = static_cast<T>(row_log_sum);
     // Probability target: grad = scale * (p * sum_c w t' - w t'); class index:
     // grad = scale * (p * (nll_coef + smooth_coef W) - smooth_coef w) - [c == y] scale nll_coef.
     const double nll_coef = y < 0 ? 0.0 : (1.0 - spec.smoothing) * spec.w(y);
-    const T p_coef = static_cast<T>(y < 0 ? scale * stats.mass : scale * (nll_coef + spec.smooth_coef() * spec.weight_total));
-    const T* probs = y < 0 ? t + begin : nullptr;
+    const T p_coef = static_cast<T>(
+        (y < 0 ? scale * stats.mass : scale * (nll_coef + spec.smooth_coef() * spec.weight_total)) + p_extra);
+    const T* probs = y < 0 ? t : nullptr;
     const T keep = static_cast<T>(y < 0 ? 1.0 - spec.smoothing : 1.0);
     const T spread = static_cast<T>(y < 0 ? spec.smooth_coef() : 0.0);
     const T v_coef = static_cast<T>(y < 0 ? scale : scale * spec.smooth_coef());
     if (stored.exps) {
         kernels.scaled_grad(stored.exps, len, stored.maxima, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef,
-                            grad + begin, stream);
+                            out, stream);
     } else {
-        kernels.softmax_grad(x + begin, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, grad + begin,
-                             stream);
+        kernels.softmax_grad(x, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, out, stream);
     }
 }
 
+// grad[at] -= scale * (1 - a) * w[y]: the one-hot term of class y, at position `at` of grad.
 template <typename T>
-void onehot_correction(const RowSpec<T>& spec, std::int64_t y, double scale, T* grad) {
-    grad[y] = static_cast<T>(static_cast<double>(grad[y]) - scale * (1.0 - spec.smoothing) * spec.w(y));
+void onehot_correction(const RowSpec<T>& spec, std::int64_t at, double scale, T* grad, std::int64_t y) {
+    grad[at] = static_cast<T>(static_cast<double>(grad[at]) - scale * (1.0 - spec.smoothing) * spec.w(y));
 }
 
 // -log(q) with q clamped to [lo, hi] as Keras does; NaN stays NaN.

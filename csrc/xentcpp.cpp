@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "row_kernels.hpp"
@@ -31,14 +33,14 @@ constexpr std::int64_t kBlockElements = std::int64_t{1} << 15;     // ~128 KiB o
 constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;  // below this, fork/join costs more
 constexpr std::int64_t kChunk = kBlockElements;
 constexpr std::int64_t kScratch = kChunk + kChunk / simd::kBlock;  // one chunk's exps and block maxima
-constexpr std::int64_t kStreamBytes = std::int64_t{32} << 20;  // about the size of the last-level cache  // a long row is cut in chunks of this many classes
+constexpr std::int64_t kStreamBytes = std::int64_t{32} << 20;  // about the size of the last-level cache
 
 void require(bool ok, const char* what) {
     if (!ok) throw std::invalid_argument(std::string("xentcpp: ") + what);
 }
 
-template <typename T>
-void check_call(const Problem<T>& problem, const Options<T>& options) {
+template <typename S>
+void check_call(const Problem<S>& problem, const Options<compute_t<S>>& options) {
     require(problem.input != nullptr, "input is null");
     require(problem.rows >= 0, "rows must be >= 0");
     require(problem.classes >= 1, "classes must be >= 1 (the class axis is empty)");
@@ -53,21 +55,36 @@ void check_call(const Problem<T>& problem, const Options<T>& options) {
     require(options.reduction == Reduction::none || options.reduction == Reduction::sum ||
                 options.reduction == Reduction::mean,
             "unknown reduction");
+    require(options.z_loss >= 0.0 && std::isfinite(options.z_loss), "z_loss must be finite and >= 0");
+    require(options.softcap >= 0.0 && std::isfinite(options.softcap), "softcap must be finite and > 0 (0: none)");
+    require(options.from_logits || (options.z_loss == 0.0 && options.softcap == 0.0),
+            "z_loss and softcap apply to logits (from_logits = true)");
+    require(options.from_logits || std::is_same_v<S, compute_t<S>>,
+            "probability inputs (from_logits = false) must be float or double");
 }
 
-// Checks every label and returns the mean's denominator: the summed weight of the rows that count.
-// In fixed blocks of rows (in parallel, summed in block order); a bad label is reported for the
-// first bad row, whatever the threads, before any output is written.
-template <typename T>
-double label_denominator(const Problem<T>& problem, const Options<T>& options) {
-    if (problem.labels == nullptr) return static_cast<double>(problem.rows);
+// What the label pass yields: the mean's denominator (the summed weight of the rows that count)
+// and the number of rows that count (the z-loss term's denominator).
+struct Counted {
+    double weight = 0.0;
+    double rows = 0.0;
+};
+
+// Checks every label and counts the rows that count. In fixed blocks of rows (in parallel, summed
+// in block order); a bad label is reported for the first bad row, whatever the threads, before any
+// output is written.
+template <typename S>
+Counted count_labels(const Problem<S>& problem, const Options<compute_t<S>>& options) {
+    if (problem.labels == nullptr) {
+        return {static_cast<double>(problem.rows), static_cast<double>(problem.rows)};
+    }
     constexpr std::int64_t kLabelBlock = std::int64_t{1} << 16;
     const std::int64_t blocks = (problem.rows + kLabelBlock - 1) / kLabelBlock;
-    std::vector<double> sums(static_cast<std::size_t>(blocks), 0.0);
+    std::vector<Counted> sums(static_cast<std::size_t>(blocks));
     std::vector<std::int64_t> first_bad(static_cast<std::size_t>(blocks), -1);
 #pragma omp parallel for schedule(static) if (blocks > 1)
     for (std::int64_t b = 0; b < blocks; ++b) {
-        double sum = 0.0;
+        Counted sum;
         const std::int64_t end = std::min(problem.rows, (b + 1) * kLabelBlock);
         for (std::int64_t i = b * kLabelBlock; i < end; ++i) {
             const std::int64_t y = problem.labels[i];
@@ -76,11 +93,12 @@ double label_denominator(const Problem<T>& problem, const Options<T>& options) {
                 first_bad[static_cast<std::size_t>(b)] = i;
                 break;
             }
-            sum += options.weight ? static_cast<double>(options.weight[y]) : 1.0;
+            sum.weight += options.weight ? static_cast<double>(options.weight[y]) : 1.0;
+            sum.rows += 1.0;
         }
         sums[static_cast<std::size_t>(b)] = sum;
     }
-    double total = 0.0;
+    Counted total;
     for (std::int64_t b = 0; b < blocks; ++b) {
         const std::int64_t i = first_bad[static_cast<std::size_t>(b)];
         if (i >= 0) {
@@ -88,21 +106,22 @@ double label_denominator(const Problem<T>& problem, const Options<T>& options) {
                                     " is out of range: expected 0 <= label < " + std::to_string(problem.classes) +
                                     " or ignore_index (" + std::to_string(options.ignore_index) + ")");
         }
-        total += sums[static_cast<std::size_t>(b)];
+        total.weight += sums[static_cast<std::size_t>(b)].weight;
+        total.rows += sums[static_cast<std::size_t>(b)].rows;
     }
     return total;
 }
 
 template <typename T>
-RowSpec<T> make_spec(const Problem<T>& problem, const Options<T>& options) {
+RowSpec<T> make_spec(std::int64_t classes, const Options<T>& options) {
     RowSpec<T> spec;
-    spec.classes = problem.classes;
+    spec.classes = classes;
     spec.weight = options.weight;
     spec.smoothing = options.label_smoothing;
-    spec.weight_total = static_cast<double>(problem.classes);
+    spec.weight_total = static_cast<double>(classes);
     if (options.weight) {
         spec.weight_total = 0.0;
-        for (std::int64_t c = 0; c < problem.classes; ++c) spec.weight_total += static_cast<double>(options.weight[c]);
+        for (std::int64_t c = 0; c < classes; ++c) spec.weight_total += static_cast<double>(options.weight[c]);
     }
     spec.clip_lo = static_cast<T>(options.epsilon);
     spec.clip_hi = static_cast<T>(1.0 - options.epsilon);
@@ -125,40 +144,124 @@ std::int64_t thread_index() {
 #endif
 }
 
+using simd::LossSums;
+
+LossSums operator+(LossSums a, LossSums b) { return {a.loss + b.loss, a.z_loss + b.z_loss}; }
+
 // Sum of block(begin, end) over blocks of rows, in an order fixed by the shape (see 3. above). Blocks
 // go to threads unless `rows_split` says each row is itself split across them (same sum either way).
 template <typename BlockFn>
-double sweep_blocks(std::int64_t rows, std::int64_t classes, bool rows_split, const BlockFn& block) {
+LossSums sweep_blocks(std::int64_t rows, std::int64_t classes, bool rows_split, const BlockFn& block) {
     const std::int64_t rows_per_block = std::max<std::int64_t>(1, kBlockElements / classes);
     const std::int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
-    std::vector<double> block_sums(static_cast<std::size_t>(blocks), 0.0);
+    std::vector<LossSums> block_sums(static_cast<std::size_t>(blocks));
     const bool parallel = !rows_split && blocks > 1 && rows * classes >= kParallelElements;
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t b = 0; b < blocks; ++b) {
         block_sums[static_cast<std::size_t>(b)] = block(b * rows_per_block, std::min(rows, (b + 1) * rows_per_block));
     }
-    double total = 0.0;
-    for (const double s : block_sums) total += s;
+    LossSums total;
+    for (const LossSums& s : block_sums) total = total + s;
     return total;
 }
+
+// The caller's memory as the compute type, when it is already that type (else never called).
+template <typename T, typename S>
+const T* direct(const S* p) {
+    if constexpr (std::is_same_v<S, T>) return p;
+    else return nullptr;
+}
+template <typename T, typename S>
+T* direct(S* p) {
+    if constexpr (std::is_same_v<S, T>) return p;
+    else return nullptr;
+}
+
+// Rows that the kernels cannot read as they are (half precision, or soft-capped logits) are staged:
+// each chunk is converted (and capped) into a per-thread buffer of the compute type, and its gradient
+// computed there, carried through the cap and rounded back. Chunks are at most kChunk elements.
+template <typename S>
+class Stage {
+public:
+    using T = compute_t<S>;
+
+    Stage(const simd::Kernels<T>& kernels, double softcap)
+        : kernels_(kernels), cap_(static_cast<T>(softcap)), active_(!std::is_same_v<S, T> || softcap != 0.0),
+          buffers_(active_ ? static_cast<std::size_t>(max_threads() * 3 * kChunk) : 0) {}
+
+    bool active() const { return active_; }
+
+    // This thread's buffers: logits, probabilities, gradient (kChunk elements each).
+    T* buffer(int which) { return buffers_.data() + (thread_index() * 3 + which) * kChunk; }
+
+    // x[0, n) as the kernels read it: widened to T, then capped.
+    void logits(const S* x, std::int64_t n, T* out) const {
+        if (cap_ != T(0)) {
+            if constexpr (std::is_same_v<S, T>) return kernels_.softcap(x, n, cap_, out);
+        }
+        widen(x, n, out);
+        if (cap_ != T(0)) kernels_.softcap(out, n, cap_, out);
+    }
+
+    // Probability targets t[0, n): the caller's memory when it is T, else widened into `buffer`.
+    const T* probs(const S* t, std::int64_t n, T* buffer) const {
+        if (t == nullptr) return nullptr;
+        if constexpr (std::is_same_v<S, T>) return t;
+        widen(t, n, buffer);
+        return buffer;
+    }
+
+    // The gradient g[0, n) with respect to the staged logits `capped` becomes the gradient with
+    // respect to the caller's logits, in out[0, n) (g is overwritten).
+    void gradient(T* g, const T* capped, std::int64_t n, S* out) const {
+        if constexpr (std::is_same_v<S, T>) {
+            if (cap_ != T(0)) kernels_.softcap_grad(g, capped, n, cap_, out);
+            else std::copy(g, g + n, out);
+        } else {
+            if (cap_ != T(0)) kernels_.softcap_grad(g, capped, n, cap_, g);
+            narrow(g, n, out);
+        }
+    }
+
+private:
+    void widen(const S* in, std::int64_t n, T* out) const {
+        if constexpr (std::is_same_v<S, float16>) kernels_.widen_f16(&in->bits, n, out);
+        else if constexpr (std::is_same_v<S, bfloat16>) kernels_.widen_bf16(&in->bits, n, out);
+        else std::copy(in, in + n, out);
+    }
+
+    void narrow(const T* in, std::int64_t n, S* out) const {
+        if constexpr (std::is_same_v<S, float16>) kernels_.narrow_f16(in, n, &out->bits);
+        else if constexpr (std::is_same_v<S, bfloat16>) kernels_.narrow_bf16(in, n, &out->bits);
+        else std::copy(in, in + n, out);
+    }
+
+    const simd::Kernels<T>& kernels_;
+    const T cap_;
+    const bool active_;
+    std::vector<T> buffers_;
+};
 
 // Logits rows, read in chunks of kChunk classes whose statistics merge in chunk order. When the rows
 // are too few to share out, each row's chunks are shared out instead (the same arithmetic). With a
 // gradient to write and a row of one chunk, the exponentials stay in a per-thread, L2-sized scratch
 // (not in the gradient, whose lines would be read for ownership) and the gradient reuses them.
-template <typename T>
+template <typename S>
 class LogitsRows {
 public:
-    // from_logits false: no row is read here, nothing is split or kept (probability inputs).
-    LogitsRows(const Problem<T>& problem, const Options<T>& options, const RowSpec<T>& spec, T* grad)
+    using T = compute_t<S>;
+
+    LogitsRows(const Problem<S>& problem, const Options<T>& options, const RowSpec<T>& spec, S* grad)
         : kernels_(simd::kernels<T>()),
           spec_(spec),
+          stage_(kernels_, options.softcap),
           n_(problem.classes),
           chunks_((n_ + kChunk - 1) / kChunk),
+          z_loss_(options.z_loss),
           split_(options.from_logits && chunks_ > 1 && problem.rows < 2 * max_threads()),
-          keep_exps_(options.from_logits && grad != nullptr && chunks_ == 1),
+          keep_exps_(grad != nullptr && chunks_ == 1),
           // A gradient larger than the caches is written around them (no read for ownership).
-          stream_(options.from_logits && grad != nullptr && grad != problem.input &&
+          stream_(grad != nullptr && grad != problem.input && !stage_.active() &&
                   problem.rows * n_ * static_cast<std::int64_t>(sizeof(T)) >= kStreamBytes),
           parts_(split_ ? static_cast<std::size_t>(chunks_) : 0),
           scratch_(keep_exps_ ? static_cast<std::size_t>(max_threads() * kScratch) : 0) {}
@@ -170,43 +273,80 @@ public:
         if (stream_ && !split_) kernels_.fence();
     }
 
-    // The loss of row x (class index y >= 0, or probability target t when y < 0) and, when g is not
-    // null, its gradient times scale.
-    double operator()(const T* x, const T* t, std::int64_t y, T* g, double scale) {
+    // The loss terms of row x (class index y >= 0, or probability target t when y < 0) and, when g
+    // is not null, its gradient: `scale` times that of the cross-entropy term plus `z_scale` times
+    // that of the z-loss term.
+    LossSums operator()(const S* x, const S* t, std::int64_t y, S* g, double scale, double z_scale) {
         detail::Stored<T> stored;
-        const simd::SpanStats<T> stats = row_stats(x, t, g != nullptr, stored);
+        T x_y = T(0);
+        const simd::SpanStats<T> stats = row_stats(x, t, y, g != nullptr, stored, x_y);
         const double log_sum = std::log(stats.sum);
-        const double loss = detail::logits_row_loss(spec_, stats, log_sum, x, y);
-        if (g) {
-            const auto chunk_grad = [&](std::int64_t k) {
-                detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, x, t, y, scale, k * kChunk, chunk_len(k), g,
-                                          stream_, stored);
-            };
-            // Note: a plain branch, not `omp parallel if (split)`: a serial region still costs about a
-            // microsecond per row.
-            if (split_) {
-#pragma omp parallel for schedule(static)
-                for (std::int64_t k = 0; k < chunks_; ++k) {
-                    chunk_grad(k);
-                    if (stream_) kernels_.fence();
-                }
-            } else {
-                for (std::int64_t k = 0; k < chunks_; ++k) chunk_grad(k);
+        LossSums loss;
+        loss.loss = detail::logits_row_loss(spec_, stats, log_sum, x_y, y);
+        const double lse = static_cast<double>(stats.max) + log_sum;
+        if (z_loss_ != 0.0) loss.z_loss = std::isnan(loss.loss) ? detail::kNaN : z_loss_ * lse * lse;
+        if (g == nullptr) return loss;
+
+        const double p_extra = z_loss_ != 0.0 && z_scale != 0.0 ? 2.0 * z_loss_ * lse * z_scale : 0.0;
+        const auto chunk_grad = [&](std::int64_t k) {
+            const std::int64_t begin = k * kChunk, len = chunk_len(k);
+            if (!stage_.active()) {
+                detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, direct<T>(x) + begin,
+                                          t ? direct<T>(t) + begin : nullptr, y, scale, p_extra, begin, len,
+                                          direct<T>(g) + begin, stream_, stored);
+                return;
             }
-            if (y >= 0) detail::onehot_correction(spec_, y, scale, g);
+            // Staged: a row of one chunk is still in this thread's buffers from row_stats.
+            T* xs = stage_.buffer(0);
+            if (chunks_ > 1) stage_.logits(x + begin, len, xs);
+            const T* ts = stage_.probs(t ? t + begin : nullptr, len, stage_.buffer(1));
+            // scaled_grad may overwrite the exps it reads (this thread's scratch: rows of one chunk are not split).
+            T* gs = stored.exps ? scratch_.data() + thread_index() * kScratch : stage_.buffer(2);
+            detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, xs, ts, y, scale, p_extra, begin, len, gs,
+                                      false, stored);
+            // The one-hot term before the cap's chain rule and the rounding: p - 1 must not be rounded first.
+            if (y >= begin && y < begin + len) detail::onehot_correction(spec_, y - begin, scale, gs, y);
+            stage_.gradient(gs, xs, len, g + begin);
+        };
+        // Note: a plain branch, not `omp parallel if (split)`: a serial region still costs about a
+        // microsecond per row.
+        if (split_) {
+#pragma omp parallel for schedule(static)
+            for (std::int64_t k = 0; k < chunks_; ++k) {
+                chunk_grad(k);
+                if (stream_) kernels_.fence();
+            }
+        } else {
+            for (std::int64_t k = 0; k < chunks_; ++k) chunk_grad(k);
         }
+        if (y >= 0 && !stage_.active()) detail::onehot_correction(spec_, y, scale, direct<T>(g), y);
         return loss;
     }
 
 private:
     std::int64_t chunk_len(std::int64_t k) const { return std::min(kChunk, n_ - k * kChunk); }
 
-    simd::SpanStats<T> row_stats(const T* x, const T* t, bool with_grad, detail::Stored<T>& stored) {
+    // Statistics of chunk k; x_y receives the (staged) logit at y when y falls in the chunk.
+    simd::SpanStats<T> chunk(const S* x, const S* t, std::int64_t y, std::int64_t k, T& x_y, T* exp_out = nullptr,
+                             T* maxima = nullptr) {
+        const std::int64_t begin = k * kChunk, len = chunk_len(k);
+        const T* xs = direct<T>(x) + begin;
+        const T* ts = t ? direct<T>(t) + begin : nullptr;
+        if (stage_.active()) {
+            T* buffer = stage_.buffer(0);
+            stage_.logits(x + begin, len, buffer);
+            xs = buffer;
+            ts = stage_.probs(t ? t + begin : nullptr, len, stage_.buffer(1));
+        }
+        if (y >= begin && y < begin + len) x_y = xs[y - begin];
+        return detail::chunk_stats(kernels_, spec_, xs, ts, begin, len, exp_out, maxima);
+    }
+
+    simd::SpanStats<T> row_stats(const S* x, const S* t, std::int64_t y, bool with_grad, detail::Stored<T>& stored,
+                                 T& x_y) {
         if (split_) {
 #pragma omp parallel for schedule(static)
-            for (std::int64_t k = 0; k < chunks_; ++k) {
-                parts_[static_cast<std::size_t>(k)] = detail::chunk_stats(kernels_, spec_, x, t, k * kChunk, chunk_len(k));
-            }
+            for (std::int64_t k = 0; k < chunks_; ++k) parts_[static_cast<std::size_t>(k)] = chunk(x, t, y, k, x_y);
             simd::SpanStats<T> stats = parts_[0];
             for (std::int64_t k = 1; k < chunks_; ++k) stats = simd::merge(stats, parts_[static_cast<std::size_t>(k)]);
             return stats;
@@ -214,19 +354,19 @@ private:
         if (keep_exps_ && with_grad) {
             T* exps = scratch_.data() + thread_index() * kScratch;
             stored = {exps, exps + kChunk};
-            return detail::chunk_stats(kernels_, spec_, x, t, 0, n_, exps, exps + kChunk);
+            return chunk(x, t, y, 0, x_y, exps, exps + kChunk);
         }
-        simd::SpanStats<T> stats = detail::chunk_stats(kernels_, spec_, x, t, 0, chunk_len(0));
-        for (std::int64_t k = 1; k < chunks_; ++k) {
-            stats = simd::merge(stats, detail::chunk_stats(kernels_, spec_, x, t, k * kChunk, chunk_len(k)));
-        }
+        simd::SpanStats<T> stats = chunk(x, t, y, 0, x_y);
+        for (std::int64_t k = 1; k < chunks_; ++k) stats = simd::merge(stats, chunk(x, t, y, k, x_y));
         return stats;
     }
 
     const simd::Kernels<T>& kernels_;
     const RowSpec<T>& spec_;
+    Stage<S> stage_;
     const std::int64_t n_;
     const std::int64_t chunks_;
+    const double z_loss_;
     const bool split_;
     const bool keep_exps_;
     const bool stream_;
@@ -234,112 +374,157 @@ private:
     std::vector<T> scratch_;                 // per thread: one chunk's exponentials and block maxima
 };
 
-// Few classes and class indices: lanes own rows (simd::Kernels::small_rows), block by block.
+// How the gradient of each row is scaled: per row (reduction none with per-row upstream gradients)
+// or uniformly, the cross-entropy and z-loss terms each by their own mean's denominator.
 template <typename T>
-double sweep_small_rows(const Problem<T>& problem, const Options<T>& options, const RowSpec<T>& spec,
-                        T* row_losses, T* grad, const T* grad_output_rows, double uniform_scale) {
+struct Scales {
+    const T* rows = nullptr;
+    double loss = 0.0;
+    double z_loss = 0.0;
+
+    double loss_at(std::int64_t i) const { return rows ? static_cast<double>(rows[i]) : loss; }
+    double z_loss_at(std::int64_t i) const { return rows ? static_cast<double>(rows[i]) : z_loss; }
+};
+
+// Few classes and class indices: lanes own rows (simd::Kernels::small_rows), block by block. Staged
+// rows are converted a block at a time (a block holds at most kBlockElements = kChunk elements).
+template <typename S>
+LossSums sweep_small_rows(const Problem<S>& problem, const Options<compute_t<S>>& options,
+                          const RowSpec<compute_t<S>>& spec, compute_t<S>* row_losses, compute_t<S>* row_z_losses,
+                          S* grad, const Scales<compute_t<S>>& scales) {
+    using T = compute_t<S>;
     const std::int64_t n = problem.classes;
+    const simd::Kernels<T>& kernels = simd::kernels<T>();
+    Stage<S> stage(kernels, options.softcap);
     simd::SmallRows<T> rows;
     rows.classes = n;
     rows.ignore_index = options.ignore_index;
     rows.weight = options.weight;
     rows.smoothing = options.label_smoothing;
     rows.weight_total = spec.weight_total;
-    rows.scale = uniform_scale;
-    const simd::Kernels<T>& kernels = simd::kernels<T>();
+    rows.scale = scales.loss;
+    rows.z_loss = options.z_loss;
+    rows.z_scale = scales.z_loss;
     return sweep_blocks(problem.rows, n, false, [&](std::int64_t begin, std::int64_t end) {
         simd::SmallRows<T> block = rows;
-        block.x = problem.input + begin * n;
         block.rows = end - begin;
         block.labels = problem.labels + begin;
-        block.scale_rows = grad_output_rows ? grad_output_rows + begin : nullptr;
+        block.scale_rows = scales.rows ? scales.rows + begin : nullptr;
         block.row_losses = row_losses ? row_losses + begin : nullptr;
-        block.grad = grad ? grad + begin * n : nullptr;
-        return kernels.small_rows(block);
+        block.row_z_losses = row_z_losses ? row_z_losses + begin : nullptr;
+        const S* x = problem.input + begin * n;
+        S* g = grad ? grad + begin * n : nullptr;
+        if (!stage.active()) {
+            block.x = direct<T>(x);
+            block.grad = direct<T>(g);
+            return kernels.small_rows(block);
+        }
+        const std::int64_t count = (end - begin) * n;
+        T* xs = stage.buffer(0);
+        stage.logits(x, count, xs);
+        block.x = xs;
+        block.grad = g ? stage.buffer(2) : nullptr;
+        const LossSums sums = kernels.small_rows(block);
+        if (g) stage.gradient(block.grad, xs, count, g);
+        return sums;
     });
 }
 
 }  // namespace
 
-template <typename T>
-double compute(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses, const GradRequest<T>* request) {
+template <typename S>
+Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, Out<compute_t<S>> row_losses,
+               const GradRequest<S>* request, Out<compute_t<S>> row_z_losses) {
+    using T = compute_t<S>;
     check_call(problem, options);
     require(request == nullptr || request->grad != nullptr, "grad is null");
-    const double denominator = label_denominator(problem, options);
-    const RowSpec<T> spec = make_spec(problem, options);
+    const Counted counted = count_labels(problem, options);
+    const RowSpec<T> spec = make_spec(problem.classes, options);
     const std::int64_t n = problem.classes;
 
-    T* const grad = request ? request->grad : nullptr;
-    const T* const grad_output_rows =
-        (request && options.reduction == Reduction::none) ? request->grad_output_rows : nullptr;
-    double uniform_scale = request ? request->grad_output : 0.0;
+    S* const grad = request ? request->grad : nullptr;
+    Scales<T> scales;
+    if (request && options.reduction == Reduction::none) scales.rows = request->grad_output_rows;
+    scales.loss = scales.z_loss = request ? request->grad_output : 0.0;
     // Mean over nothing (all rows ignored, or zero total weight): the loss is NaN, the gradient zero.
-    if (options.reduction == Reduction::mean) uniform_scale = denominator != 0.0 ? uniform_scale / denominator : 0.0;
+    if (options.reduction == Reduction::mean) {
+        scales.loss = counted.weight != 0.0 ? scales.loss / counted.weight : 0.0;
+        scales.z_loss = counted.rows != 0.0 ? scales.z_loss / counted.rows : 0.0;
+    }
 
-    double total = 0.0;
+    LossSums total;
     if (options.from_logits && problem.labels && n <= simd::kSmallClasses) {
-        total = sweep_small_rows(problem, options, spec, row_losses, grad, grad_output_rows, uniform_scale);
+        total = sweep_small_rows(problem, options, spec, row_losses, row_z_losses, grad, scales);
     } else {
-        LogitsRows<T> logits_row(problem, options, spec, grad);
-        const auto row = [&](std::int64_t i) -> double {
-            const T* x = problem.input + i * n;
-            T* g = grad ? grad + i * n : nullptr;
-            const double scale = grad_output_rows ? static_cast<double>(grad_output_rows[i]) : uniform_scale;
-            double loss = 0.0;
+        LogitsRows<S> logits_row(problem, options, spec, options.from_logits ? grad : nullptr);
+        const auto row = [&](std::int64_t i) -> LossSums {
+            const S* x = problem.input + i * n;
+            S* g = grad ? grad + i * n : nullptr;
+            const double scale = scales.loss_at(i);
+            LossSums loss;
             if (problem.labels) {
                 const std::int64_t y = problem.labels[i];
                 if (y == options.ignore_index) {
-                    if (g) detail::fill(g, n, T(0));
+                    if (g) std::memset(static_cast<void*>(g), 0, static_cast<std::size_t>(n) * sizeof(S));  // +0 in every type
                 } else if (options.from_logits) {
-                    loss = logits_row(x, nullptr, y, g, scale);
+                    loss = logits_row(x, nullptr, y, g, scale, scales.z_loss_at(i));
                 } else {
-                    loss = detail::probs_row_label(x, y, spec, g, scale);
+                    loss.loss = detail::probs_row_label(direct<T>(x), y, spec, direct<T>(g), scale);
                 }
             } else {
-                const T* t = problem.probs + i * n;
-                loss = options.from_logits ? logits_row(x, t, -1, g, scale)
-                                           : detail::probs_row_probs(x, t, spec, g, scale);
+                const S* t = problem.probs + i * n;
+                if (options.from_logits) loss = logits_row(x, t, -1, g, scale, scales.z_loss_at(i));
+                else loss.loss = detail::probs_row_probs(direct<T>(x), direct<T>(t), spec, direct<T>(g), scale);
             }
-            if (row_losses) row_losses[i] = static_cast<T>(loss);
+            if (row_losses) row_losses[i] = static_cast<T>(loss.loss + loss.z_loss);
+            if (row_z_losses) row_z_losses[i] = static_cast<T>(loss.z_loss);
             return loss;
         };
         total = sweep_blocks(problem.rows, n, logits_row.split(), [&](std::int64_t begin, std::int64_t end) {
-            double sum = 0.0;
-            for (std::int64_t i = begin; i < end; ++i) sum += row(i);
+            LossSums sum;
+            for (std::int64_t i = begin; i < end; ++i) sum = sum + row(i);
             logits_row.end_block();
             return sum;
         });
     }
-    return options.reduction == Reduction::mean ? total / denominator : total;
+    Totals totals;
+    totals.z_loss = options.reduction == Reduction::mean ? total.z_loss / counted.rows : total.z_loss;
+    const double loss = options.reduction == Reduction::mean ? total.loss / counted.weight : total.loss;
+    totals.loss = options.z_loss != 0.0 ? loss + totals.z_loss : loss;
+    return totals;
 }
 
-template <typename T>
-double loss(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses) {
+template <typename S>
+double loss(const Problem<S>& problem, const Options<compute_t<S>>& options, Out<compute_t<S>> row_losses) {
     require(options.reduction != Reduction::none || row_losses != nullptr, "reduction none needs row_losses");
-    return compute<T>(problem, options, row_losses, nullptr);
+    return compute<S>(problem, options, row_losses, nullptr).loss;
 }
 
-template <typename T>
-void grad(const Problem<T>& problem, const Options<T>& options, const GradRequest<T>& request) {
-    compute<T>(problem, options, nullptr, &request);
+template <typename S>
+void grad(const Problem<S>& problem, const Options<compute_t<S>>& options, const GradRequest<S>& request) {
+    compute<S>(problem, options, nullptr, &request);
 }
 
-template <typename T>
-double value_and_grad(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses, Out<T> grad) {
+template <typename S>
+double value_and_grad(const Problem<S>& problem, const Options<compute_t<S>>& options, Out<compute_t<S>> row_losses,
+                      Out<S> grad) {
     require(options.reduction != Reduction::none || row_losses != nullptr, "reduction none needs row_losses");
     require(grad != nullptr, "grad is null");
-    GradRequest<T> request;
+    GradRequest<S> request;
     request.grad = grad;
-    return compute<T>(problem, options, row_losses, &request);
+    return compute<S>(problem, options, row_losses, &request).loss;
 }
 
-#define XENTCPP_INSTANTIATE(T)                                                             \
-    template double compute<T>(const Problem<T>&, const Options<T>&, T*, const GradRequest<T>*); \
-    template double loss<T>(const Problem<T>&, const Options<T>&, T*);                     \
-    template void grad<T>(const Problem<T>&, const Options<T>&, const GradRequest<T>&);    \
-    template double value_and_grad<T>(const Problem<T>&, const Options<T>&, T*, T*);
+#define XENTCPP_INSTANTIATE(S)                                                                                     \
+    template Totals compute<S>(const Problem<S>&, const Options<compute_t<S>>&, compute_t<S>*, const GradRequest<S>*, \
+                               compute_t<S>*);                                                                     \
+    template double loss<S>(const Problem<S>&, const Options<compute_t<S>>&, compute_t<S>*);                      \
+    template void grad<S>(const Problem<S>&, const Options<compute_t<S>>&, const GradRequest<S>&);                \
+    template double value_and_grad<S>(const Problem<S>&, const Options<compute_t<S>>&, compute_t<S>*, S*);
 
 XENTCPP_INSTANTIATE(float)
 XENTCPP_INSTANTIATE(double)
+XENTCPP_INSTANTIATE(float16)
+XENTCPP_INSTANTIATE(bfloat16)
 
 }  // namespace xentcpp

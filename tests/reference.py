@@ -12,6 +12,10 @@ The gradient with respect to logits is ``s * (p * sum(coef) - coef)`` with ``p =
 respect to probabilities it is ``s * coef * (-1 / q)`` inside the clip range and 0 outside it.
 ``s`` is the row's scale: grad_output (sum), grad_output / denominator (mean, 0 when the
 denominator is 0) or grad_output[row] (none). Ignored rows have loss 0 and gradient 0.
+
+Logit options: ``softcap`` c replaces x by ``c * tanh(x / c)`` first (the gradient is multiplied by
+``1 - tanh(x / c)**2``); ``z_loss`` λ adds ``λ * lse**2`` to every row that is not ignored, with
+gradient ``λ * 2 * lse * p``, and a mean divides that term by the number of such rows.
 """
 
 from __future__ import annotations
@@ -62,6 +66,19 @@ def _rows(x, target, axis, weight, ignore_index, label_smoothing) -> _Rows:
     return _Rows(xr, coef, keep, denom, batch, axis)
 
 
+def _capped(x, softcap):
+    """The logits after soft-capping, and d(capped)/dx."""
+    if softcap is None:
+        return x, np.ones_like(x)
+    t = np.tanh(x / softcap)
+    return softcap * t, 1.0 - t * t
+
+
+def _lse(x):
+    m = np.max(x, axis=-1)
+    return m + np.log(np.sum(np.exp(x - m[:, None]), axis=-1))
+
+
 def _nll(x, from_logits, epsilon):
     """-log(probability) per class and the softmax (None for probability input)."""
     if from_logits:
@@ -73,28 +90,38 @@ def _nll(x, from_logits, epsilon):
 
 
 def ref_loss(x, target, *, axis=-1, weight=None, ignore_index=-100, reduction="mean",
-             label_smoothing=0.0, from_logits=True, epsilon=1e-7):
-    """Loss in float64: ndarray of the batch shape for "none", Python float otherwise."""
+             label_smoothing=0.0, from_logits=True, epsilon=1e-7, z_loss=0.0, softcap=None,
+             return_z_loss=False):
+    """Loss in float64: ndarray of the batch shape for "none", Python float otherwise (z-loss
+    included); with return_z_loss, the pair (loss, z-loss term)."""
     with np.errstate(all="ignore"):
         r = _rows(x, target, axis, weight, ignore_index, label_smoothing)
-        nll, _ = _nll(r.x, from_logits, epsilon)
+        xs, _ = _capped(r.x, softcap)
+        nll, _ = _nll(xs, from_logits, epsilon)
         row = np.sum(np.where(r.coef == 0.0, 0.0, r.coef * nll), axis=-1)
         row[~r.keep] = 0.0
+        z_row = np.where(r.keep, z_loss * _lse(xs) ** 2, 0.0) if z_loss else np.zeros_like(row)
         if reduction == "none":
-            return row.reshape(r.batch)
-        total = float(np.sum(row))
-        if reduction == "sum":
-            return total
-        if reduction == "mean":
-            return total / r.denom if r.denom != 0.0 else float("nan")
-    raise ValueError(f"reference: unknown reduction {reduction!r}")
+            loss, z = (row + z_row).reshape(r.batch), z_row.reshape(r.batch)
+        elif reduction == "sum":
+            loss, z = float(np.sum(row + z_row)), float(np.sum(z_row))
+        elif reduction == "mean":
+            count = float(np.sum(r.keep))
+            z = float(np.sum(z_row)) / count if count else float("nan")
+            loss = float(np.sum(row)) / r.denom if r.denom != 0.0 else float("nan")
+            loss += z if z_loss else 0.0
+        else:
+            raise ValueError(f"reference: unknown reduction {reduction!r}")
+    return (loss, z) if return_z_loss else loss
 
 
 def ref_grad(x, target, grad_output=1.0, *, axis=-1, weight=None, ignore_index=-100,
-             reduction="mean", label_smoothing=0.0, from_logits=True, epsilon=1e-7):
+             reduction="mean", label_smoothing=0.0, from_logits=True, epsilon=1e-7, z_loss=0.0,
+             softcap=None):
     """Analytic gradient in float64, with the shape of ``x``."""
     with np.errstate(all="ignore"):
         r = _rows(x, target, axis, weight, ignore_index, label_smoothing)
+        s_z = None
         if reduction == "none":
             s = np.broadcast_to(np.asarray(grad_output, dtype=np.float64), r.batch).reshape(-1)
         elif reduction == "sum":
@@ -102,16 +129,22 @@ def ref_grad(x, target, grad_output=1.0, *, axis=-1, weight=None, ignore_index=-
         elif reduction == "mean":
             scale = float(grad_output) / r.denom if r.denom != 0.0 else 0.0
             s = np.full(r.x.shape[0], scale)
+            count = float(np.sum(r.keep))
+            s_z = np.full(r.x.shape[0], float(grad_output) / count if count else 0.0)
         else:
             raise ValueError(f"reference: unknown reduction {reduction!r}")
-        nll, p = _nll(r.x, from_logits, epsilon)
+        s_z = s if s_z is None else s_z
+        xs, chain = _capped(r.x, softcap)
+        nll, p = _nll(xs, from_logits, epsilon)
         if from_logits:
-            g = p * np.sum(r.coef, axis=-1, keepdims=True) - r.coef
+            g = s[:, None] * (p * np.sum(r.coef, axis=-1, keepdims=True) - r.coef)
+            if z_loss:
+                g = g + (s_z * 2.0 * z_loss * _lse(xs))[:, None] * p
+            g = g * chain
         else:
             q = r.x
             inside = (q >= epsilon) & (q <= 1.0 - epsilon) & (r.coef != 0.0)
-            g = np.where(inside, -r.coef / np.where(inside, q, 1.0), 0.0)
-        g = s[:, None] * g
+            g = s[:, None] * np.where(inside, -r.coef / np.where(inside, q, 1.0), 0.0)
         g[~r.keep] = 0.0
     shape = np.moveaxis(np.asarray(x, dtype=np.float64), r.axis, -1).shape
     return np.moveaxis(g.reshape(shape), -1, r.axis)

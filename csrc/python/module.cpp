@@ -34,62 +34,121 @@ xentcpp::Reduction parse_reduction(const std::string& name) {
     throw std::invalid_argument("xentcpp._core: reduction must be 'none', 'sum' or 'mean', got '" + name + "'");
 }
 
-template <typename T>
-void set_target(xentcpp::Problem<T>& problem, const Labels& labels) {
-    require(labels.size() == problem.rows, "labels must have one entry per row");
-    problem.labels = labels.data();
+// The storage types of inputs, told apart by dtype (bfloat16 is ml_dtypes' extension type).
+enum class Storage { float32, float64, float16, bfloat16 };
+
+bool native_order(const py::dtype& dtype) {
+    const char order = dtype.byteorder();
+    constexpr char kNative = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '<' : '>';
+    return order == '=' || order == '|' || order == kNative;
 }
 
-template <typename T>
-void set_target(xentcpp::Problem<T>& problem, const Array<T>& probs) {
-    require(probs.ndim() == 2 && probs.shape(0) == problem.rows && probs.shape(1) == problem.classes,
-            "probability targets must have the input's shape");
-    problem.probs = probs.data();
+Storage storage_of(const py::array& input) {
+    const py::dtype dtype = input.dtype();
+    require(native_order(dtype), "input must be in native byte order");
+    if (dtype.kind() == 'f' && dtype.itemsize() == 4) return Storage::float32;
+    if (dtype.kind() == 'f' && dtype.itemsize() == 8) return Storage::float64;
+    if (dtype.kind() == 'f' && dtype.itemsize() == 2) return Storage::float16;
+    if (dtype.itemsize() == 2 && py::str(dtype.attr("name")).cast<std::string>() == "bfloat16") return Storage::bfloat16;
+    throw std::invalid_argument("xentcpp._core: input must be float16, bfloat16, float32 or float64");
 }
 
-template <typename T>
-T* writable_rows(std::optional<Array<T>>& array, py::ssize_t size, const char* name) {
+// The data of `array`: of `dtype` (same type number, native order), C-contiguous, `size` elements.
+template <typename A>
+A* data_of(const py::array& array, const py::dtype& dtype, py::ssize_t size, const std::string& name) {
+    require(array.dtype().normalized_num() == dtype.normalized_num() && native_order(array.dtype()),
+            name + " must have dtype " + py::str(dtype).cast<std::string>());
+    require((array.flags() & py::array::c_style) != 0, name + " must be C-contiguous");
+    require(array.size() == size, name + " has the wrong size");
+    return static_cast<A*>(const_cast<void*>(array.data()));
+}
+
+template <typename A>
+A* writable_data_of(const std::optional<py::array>& array, const py::dtype& dtype, py::ssize_t size,
+                    const std::string& name) {
     if (!array) return nullptr;
-    require(array->size() == size, std::string(name) + " has the wrong size");
-    return array->mutable_data();  // raises if the array is read-only
+    require(array->writeable(), name + " is read-only");
+    return data_of<A>(*array, dtype, size, name);
 }
 
-// Loss (returned), per-row losses (into row_losses) and gradient (into grad), as asked.
-template <typename T, typename Target>
-double cross_entropy(const Array<T>& input, const Target& target, const std::optional<Array<T>>& weight,
-                     std::int64_t ignore_index, double label_smoothing, const std::string& reduction,
-                     bool from_logits, double epsilon, std::optional<Array<T>> row_losses,
-                     std::optional<Array<T>> grad, double grad_output,
-                     const std::optional<Array<T>>& grad_output_rows) {
-    require(input.ndim() == 2, "input must be 2-D (rows, classes)");
-    xentcpp::Problem<T> problem;
-    problem.input = input.data();
+// The arguments of _core.cross_entropy, as received.
+struct Call {
+    py::array input, target;
+    std::optional<py::array> weight;
+    std::int64_t ignore_index;
+    double label_smoothing;
+    std::string reduction;
+    bool from_logits;
+    double epsilon, z_loss, softcap;
+    std::optional<py::array> row_losses, row_z_losses, grad;
+    double grad_output;
+    std::optional<py::array> grad_output_rows;
+};
+
+// Loss and z-loss totals (returned), per-row losses and z-losses, and the gradient (into grad), as asked.
+template <typename S>
+py::tuple cross_entropy_typed(const Call& call) {
+    using T = xentcpp::compute_t<S>;
+    const py::array& input = call.input;
+    const py::array& target = call.target;
+    const py::dtype storage = input.dtype();
+    const py::dtype compute = py::dtype::of<T>();
+    xentcpp::Problem<S> problem;
+    problem.input = data_of<const S>(input, storage, input.size(), "input");
     problem.rows = input.shape(0);
     problem.classes = input.shape(1);
-    set_target(problem, target);
+    if (target.ndim() == 1) {
+        problem.labels = data_of<const std::int64_t>(target, py::dtype::of<std::int64_t>(), problem.rows, "labels");
+    } else {
+        require(target.ndim() == 2 && target.shape(0) == problem.rows && target.shape(1) == problem.classes,
+                "probability targets must have the input's shape");
+        problem.probs = data_of<const S>(target, storage, input.size(), "probability targets");
+    }
 
     xentcpp::Options<T> options;
-    if (weight) {
-        require(weight->size() == problem.classes, "weight must have one entry per class");
-        options.weight = weight->data();
-    }
-    options.ignore_index = ignore_index;
-    options.label_smoothing = label_smoothing;
-    options.reduction = parse_reduction(reduction);
-    options.from_logits = from_logits;
-    options.epsilon = epsilon;
+    if (call.weight) options.weight = data_of<const T>(*call.weight, compute, problem.classes, "weight");
+    options.ignore_index = call.ignore_index;
+    options.label_smoothing = call.label_smoothing;
+    options.reduction = parse_reduction(call.reduction);
+    options.from_logits = call.from_logits;
+    options.epsilon = call.epsilon;
+    options.z_loss = call.z_loss;
+    options.softcap = call.softcap;
 
-    T* losses = writable_rows(row_losses, problem.rows, "row_losses");
-    xentcpp::GradRequest<T> request;
-    request.grad = writable_rows(grad, input.size(), "grad");
-    request.grad_output = grad_output;
-    if (grad_output_rows) {
-        require(grad_output_rows->size() == problem.rows, "grad_output must have one entry per row");
-        request.grad_output_rows = grad_output_rows->data();
+    T* losses = writable_data_of<T>(call.row_losses, compute, problem.rows, "row_losses");
+    T* z_losses = writable_data_of<T>(call.row_z_losses, compute, problem.rows, "row_z_losses");
+    xentcpp::GradRequest<S> request;
+    request.grad = writable_data_of<S>(call.grad, storage, input.size(), "grad");
+    request.grad_output = call.grad_output;
+    if (call.grad_output_rows) {
+        request.grad_output_rows = data_of<const T>(*call.grad_output_rows, compute, problem.rows, "grad_output");
     }
 
-    py::gil_scoped_release release;
-    return xentcpp::compute<T>(problem, options, losses, request.grad ? &request : nullptr);
+    xentcpp::Totals totals;
+    {
+        py::gil_scoped_release release;
+        totals = xentcpp::compute<S>(problem, options, losses, request.grad ? &request : nullptr, z_losses);
+    }
+    return py::make_tuple(totals.loss, totals.z_loss);
+}
+
+py::tuple cross_entropy(py::array input, py::array target, std::optional<py::array> weight, std::int64_t ignore_index,
+                        double label_smoothing, std::string reduction, bool from_logits, double epsilon, double z_loss,
+                        double softcap, std::optional<py::array> row_losses, std::optional<py::array> row_z_losses,
+                        std::optional<py::array> grad, double grad_output,
+                        std::optional<py::array> grad_output_rows) {
+    require(input.ndim() == 2, "input must be 2-D (rows, classes)");
+    const Call call{std::move(input),      std::move(target),     std::move(weight),     ignore_index,
+                    label_smoothing,        std::move(reduction),  from_logits,           epsilon,
+                    z_loss,                 softcap,               std::move(row_losses), std::move(row_z_losses),
+                    std::move(grad),        grad_output,           std::move(grad_output_rows)};
+    switch (storage_of(call.input)) {
+        case Storage::float32: return cross_entropy_typed<float>(call);
+        case Storage::float64: return cross_entropy_typed<double>(call);
+        case Storage::float16: return cross_entropy_typed<xentcpp::float16>(call);
+        case Storage::bfloat16: return cross_entropy_typed<xentcpp::bfloat16>(call);
+    }
+    throw std::logic_error("unreachable");
 }
 
 // What the fast path computes.
@@ -147,7 +206,7 @@ py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xe
     double total;
     {
         py::gil_scoped_release release;
-        total = xentcpp::compute<T>(problem, options, losses_data, request.grad ? &request : nullptr);
+        total = xentcpp::compute<T>(problem, options, losses_data, request.grad ? &request : nullptr).loss;
     }
     if (want == Want::grad) return grad;
     py::object loss = losses_data ? losses : py::float_(total);
@@ -188,24 +247,16 @@ py::object fast(py::handle input, py::handle target, int want, py::handle reduct
     return py::none();
 }
 
-template <typename T, typename Target>
-void bind(py::module_& m) {
-    m.def("cross_entropy", &cross_entropy<T, Target>, py::arg("input").noconvert(), py::arg("target").noconvert(),
-          py::kw_only(), py::arg("weight").noconvert() = py::none(), py::arg("ignore_index") = -100,
-          py::arg("label_smoothing") = 0.0, py::arg("reduction") = "mean", py::arg("from_logits") = true,
-          py::arg("epsilon") = 1e-7, py::arg("row_losses").noconvert() = py::none(),
-          py::arg("grad").noconvert() = py::none(), py::arg("grad_output") = 1.0,
-          py::arg("grad_output_rows").noconvert() = py::none());
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "xentcpp's C++ kernels. Private: call the functions of the xentcpp package instead.";
-    bind<float, Labels>(m);
-    bind<float, Array<float>>(m);
-    bind<double, Labels>(m);
-    bind<double, Array<double>>(m);
+    m.def("cross_entropy", &cross_entropy, py::arg("input").noconvert(), py::arg("target").noconvert(), py::kw_only(),
+          py::arg("weight").noconvert() = py::none(), py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0,
+          py::arg("reduction") = "mean", py::arg("from_logits") = true, py::arg("epsilon") = 1e-7,
+          py::arg("z_loss") = 0.0, py::arg("softcap") = 0.0, py::arg("row_losses").noconvert() = py::none(),
+          py::arg("row_z_losses").noconvert() = py::none(), py::arg("grad").noconvert() = py::none(),
+          py::arg("grad_output") = 1.0, py::arg("grad_output_rows").noconvert() = py::none());
     m.def("fast", &fast, py::arg("input"), py::arg("target"), py::arg("want"), py::arg("reduction"),
           py::arg("ignore_index"), py::arg("label_smoothing"), py::arg("grad_output"), py::arg("out") = py::none());
     m.def("simd_target", &xentcpp::simd_target,

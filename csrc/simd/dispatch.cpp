@@ -32,9 +32,9 @@ bool cpu_runs(Target target) {
         case Target::avx512:
             return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                   __builtin_cpu_supports("fma");
+                   __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
         case Target::avx2:
-            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
         case Target::baseline:
             return true;
     }

@@ -213,8 +213,14 @@ void softmax_grad(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, cons
 //   3. loss per lane from log s (vector log), as the per-row kernel does;
 //   4. gradient per class into buf, then transposed back into the rows.
 // kN > 0: the class count, known at compile time (loops unroll); 0: a.classes at run time.
+template <typename T>
+struct GroupLoss {
+    V<T> loss;    // cross-entropy term
+    V<T> z_loss;  // z-loss term
+};
+
 template <typename T, int kN>
-V<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
+GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
     constexpr int L = Vec<T>::lanes;
     const std::int64_t n = kN > 0 ? kN : a.classes;
     alignas(64) T buf[kSmallClasses * L];
@@ -265,13 +271,22 @@ V<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
     if (smooth_coef != 0.0) loss += static_cast<T>(smooth_coef) * (static_cast<T>(a.weight_total) * log_sum - dot);
     loss = log_sum != log_sum ? log_sum : loss;  // NaN in the row: NaN loss
     loss = counts ? loss : splat(T(0));
-    if (a.row_losses) {
-        if (valid == L) store(a.row_losses + r0, loss);
-        else store_partial(a.row_losses + r0, valid, loss);
-    }
-    if (a.grad == nullptr) return loss;
+    const V<T> lse = m + log_sum;
+    V<T> z_loss{};
+    if (a.z_loss != 0.0) z_loss = counts ? static_cast<T>(a.z_loss) * lse * lse : splat(T(0));
+    const auto put = [&](T* out, V<T> v) {
+        if (valid == L) store(out + r0, v);
+        else store_partial(out + r0, valid, v);
+    };
+    if (a.row_losses) put(a.row_losses, loss + z_loss);
+    if (a.row_z_losses) put(a.row_z_losses, z_loss);
+    if (a.grad == nullptr) return {loss, z_loss};
 
-    const V<T> p_coef = scale * (nll_coef + static_cast<T>(smooth_coef * a.weight_total));
+    V<T> p_coef = scale * (nll_coef + static_cast<T>(smooth_coef * a.weight_total));
+    if (a.z_loss != 0.0) {  // d(λ lse^2)/dx = 2 λ lse softmax
+        const V<T> z_scale = a.scale_rows ? scale : splat(static_cast<T>(a.z_scale));
+        p_coef += z_scale != 0 ? static_cast<T>(2.0 * a.z_loss) * lse * z_scale : splat(T(0));
+    }
     const V<T> v_coef = scale * static_cast<T>(smooth_coef);
     const V<T> onehot_coef = scale * nll_coef;
     for (std::int64_t c = 0; c < n; ++c) {
@@ -283,26 +298,28 @@ V<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
     for (std::int64_t j = 0; j < valid; ++j) {
         for (std::int64_t c = 0; c < n; ++c) out[j * n + c] = buf[c * L + j];
     }
-    return loss;
+    return {loss, z_loss};
 }
 
 template <typename T, int kN>
-double small_rows_n(const SmallRows<T>& a) {
+LossSums small_rows_n(const SmallRows<T>& a) {
     constexpr int L = Vec<T>::lanes;
-    WideDouble<T> total{};  // one double per lane: the rows' losses are summed in double
+    WideDouble<T> total{}, z_total{};  // one double per lane: the rows' losses are summed in double
     const std::int64_t group_bytes = L * (kN > 0 ? kN : a.classes) * static_cast<std::int64_t>(sizeof(T));
     for (std::int64_t r0 = 0; r0 < a.rows; r0 += L) {
         // Fetch a few groups ahead (as stats does for blocks), so memory and arithmetic overlap.
         const char* ahead = reinterpret_cast<const char*>(a.x + r0 * a.classes) + kSmallPrefetchBytes;
         for (std::int64_t b = 0; b < group_bytes; b += 64) __builtin_prefetch(ahead + b);
-        total += __builtin_convertvector(small_group<T, kN>(a, r0, a.rows - r0 < L ? a.rows - r0 : L), WideDouble<T>);
+        const GroupLoss<T> group = small_group<T, kN>(a, r0, a.rows - r0 < L ? a.rows - r0 : L);
+        total += __builtin_convertvector(group.loss, WideDouble<T>);
+        z_total += __builtin_convertvector(group.z_loss, WideDouble<T>);
     }
-    return reduce_sum(total);
+    return {reduce_sum(total), reduce_sum(z_total)};
 }
 
 // The most common small class counts get a copy with the count built in.
 template <typename T>
-double small_rows(const SmallRows<T>& a) {
+LossSums small_rows(const SmallRows<T>& a) {
     switch (a.classes) {
         case 2: return small_rows_n<T, 2>(a);
         case 3: return small_rows_n<T, 3>(a);
@@ -377,11 +394,91 @@ template <typename T>
 V<T> exp_lanes(V<T> x) { return exp(x); }
 template <typename T>
 V<T> log_lanes(V<T> x) { return log(x); }
+template <typename T>
+V<T> expm1_lanes(V<T> x) { return expm1<T>(x); }
+template <typename T>
+V<T> log1p_lanes(V<T> x) { return log1p<T>(x); }
+template <typename T>
+V<T> tanh_lanes(V<T> x) { return tanh<T>(x); }
 
 template <typename T>
-const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET), &stats<T>, &softmax_grad<T>, &scaled_grad<T>, &stream_fence,
+void softcap(const T* x, std::int64_t n, T cap, T* out) {
+    constexpr int L = Vec<T>::lanes;
+    const auto capped = [cap](V<T> v) { return cap * tanh<T>(v / cap); };
+    std::int64_t c = 0;
+    for (; c + L <= n; c += L) store(out + c, capped(load(x + c)));
+    if (c < n) store_partial(out + c, n - c, capped(load_partial(x + c, n - c, T(0))));
+}
+
+template <typename T>
+void softcap_grad(const T* g, const T* capped, std::int64_t n, T cap, T* out) {
+    const T inverse = T(1) / cap;
+    for (std::int64_t c = 0; c < n; ++c) {
+        const T t = capped[c] * inverse;  // tanh(x / cap)
+        out[c] = g[c] * (T(1) - t * t);
+    }
+}
+
+// Note: _Float16 conversions compile to vcvtph2ps/vcvtps2ph where the target has F16C, and to
+// libgcc's exact software conversions on the baseline.
+template <typename T>
+void widen_f16(const std::uint16_t* in, std::int64_t n, T* out) {
+    for (std::int64_t c = 0; c < n; ++c) {
+        _Float16 h;
+        std::memcpy(&h, in + c, sizeof h);
+        out[c] = static_cast<T>(static_cast<float>(h));
+    }
+}
+
+template <typename T>
+void narrow_f16(const T* in, std::int64_t n, std::uint16_t* out) {
+    for (std::int64_t c = 0; c < n; ++c) {
+        const _Float16 h = static_cast<_Float16>(in[c]);  // one rounding, also from double
+        std::memcpy(out + c, &h, sizeof h);
+    }
+}
+
+// bfloat16 is the high half of a float.
+template <typename T>
+void widen_bf16(const std::uint16_t* in, std::int64_t n, T* out) {
+    for (std::int64_t c = 0; c < n; ++c) {
+        const std::uint32_t bits = static_cast<std::uint32_t>(in[c]) << 16;
+        float f;
+        std::memcpy(&f, &bits, sizeof f);
+        out[c] = static_cast<T>(f);
+    }
+}
+
+template <typename T>
+void narrow_bf16(const T* in, std::int64_t n, std::uint16_t* out) {
+    for (std::int64_t c = 0; c < n; ++c) {
+        const float f = static_cast<float>(in[c]);  // double input: rounded twice, within an ulp of bfloat16
+        std::uint32_t bits;
+        std::memcpy(&bits, &f, sizeof bits);
+        const std::uint32_t rounded = bits + 0x7FFFu + ((bits >> 16) & 1u);  // to nearest, ties to even
+        const bool nan = (bits & 0x7FFFFFFFu) > 0x7F800000u;
+        out[c] = static_cast<std::uint16_t>(nan ? (bits >> 16) | 0x0040u : rounded >> 16);  // NaN stays quiet NaN
+    }
+}
+
+template <typename T>
+const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
+                           &stats<T>,
+                           &softmax_grad<T>,
+                           &scaled_grad<T>,
+                           &stream_fence,
                            &small_rows<T>,
-                           &elementwise<T, exp_lanes<T>>, &elementwise<T, log_lanes<T>>};
+                           &softcap<T>,
+                           &softcap_grad<T>,
+                           &widen_f16<T>,
+                           &narrow_f16<T>,
+                           &widen_bf16<T>,
+                           &narrow_bf16<T>,
+                           &elementwise<T, exp_lanes<T>>,
+                           &elementwise<T, log_lanes<T>>,
+                           &elementwise<T, expm1_lanes<T>>,
+                           &elementwise<T, log1p_lanes<T>>,
+                           &elementwise<T, tanh_lanes<T>>};
 
 }  // namespace
 

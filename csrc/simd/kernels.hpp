@@ -58,10 +58,19 @@ struct SmallRows {
     const T* weight = nullptr;
     double smoothing = 0.0;
     double weight_total = 0.0;        // sum of the weights (classes when unweighted)
-    const T* scale_rows = nullptr;    // per-row gradient scale, or
-    double scale = 0.0;               // one scale for every row
-    T* row_losses = nullptr;          // optional
+    const T* scale_rows = nullptr;    // per-row gradient scale (of both terms), or
+    double scale = 0.0;               // one scale for every row (of the cross-entropy term)
+    double z_loss = 0.0;              // λ of the z-loss term λ lse^2
+    double z_scale = 0.0;             // its gradient scale when scale_rows is null
+    T* row_losses = nullptr;          // optional: cross-entropy plus z-loss
+    T* row_z_losses = nullptr;        // optional: the z-loss term alone
     T* grad = nullptr;                // optional; may be x
+};
+
+// Sums over rows of the cross-entropy term and of the z-loss term.
+struct LossSums {
+    double loss = 0.0;
+    double z_loss = 0.0;
 };
 
 // Statistics and stored exponentials are kept per block of this many elements (L1-resident).
@@ -92,11 +101,25 @@ struct Kernels {
 
     // Loss (returned: the sum over the rows, in row order) and, when asked, per-row losses and the
     // gradient of SmallRows. Lanes own rows: a group of rows is transposed into an L1 buffer.
-    double (*small_rows)(const SmallRows<T>& rows);
+    LossSums (*small_rows)(const SmallRows<T>& rows);
 
-    // Element-wise exp and log (for tests of the vector math).
+    // Logit soft-capping, out = cap * tanh(x / cap), and its chain rule, out = g * (1 - (capped / cap)^2).
+    void (*softcap)(const T* x, std::int64_t n, T cap, T* out);
+    void (*softcap_grad)(const T* g, const T* capped, std::int64_t n, T cap, T* out);
+
+    // Half precision: IEEE binary16 and bfloat16 bit patterns to T (exact) and back (rounded to
+    // nearest even; NaN stays NaN).
+    void (*widen_f16)(const std::uint16_t* in, std::int64_t n, T* out);
+    void (*narrow_f16)(const T* in, std::int64_t n, std::uint16_t* out);
+    void (*widen_bf16)(const std::uint16_t* in, std::int64_t n, T* out);
+    void (*narrow_bf16)(const T* in, std::int64_t n, std::uint16_t* out);
+
+    // Element-wise exp, log, expm1, log1p and tanh (for tests of the vector math).
     void (*exp)(const T* x, std::int64_t n, T* out);
     void (*log)(const T* x, std::int64_t n, T* out);
+    void (*expm1)(const T* x, std::int64_t n, T* out);
+    void (*log1p)(const T* x, std::int64_t n, T* out);
+    void (*tanh)(const T* x, std::int64_t n, T* out);
 };
 
 // The targets compiled into this build, best first, and the one in use.

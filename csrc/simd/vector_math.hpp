@@ -8,6 +8,9 @@
 // log: x = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = log1p(f) = 2 atanh(s), f = m - 1,
 // s = f / (2 + f), |s| <= 0.1716, by its odd series (truncation 2.2e-9 for float, 1e-17 for double).
 //
+// expm1, log1p and tanh build on them (below), with the forms that keep full relative precision
+// near 0, where exp(x) - 1 and log(1 + x) would cancel.
+//
 // Errors are measured against double/long double libm over the whole input range by
 // tests/cpp/test_vector_math.cpp, which holds the bounds stated below. With AVX-512, exp uses the
 // same reduction and polynomial, but rounds and scales by 2^n with vrndscale/vscalef: the same
@@ -17,6 +20,7 @@
 #include "vec.hpp"
 
 #include <initializer_list>
+#include <limits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -193,6 +197,48 @@ inline V<double> log(V<double> x) {
     V<double> special = x == inf ? inf : splat(__builtin_nan(""));
     special = x < 2.2250738585072014e-308 && x >= 0.0 ? -inf : special;
     return (x >= 2.2250738585072014e-308 && x < inf) ? result : special;
+}
+
+// expm1 = exp(x) - 1. |x| < 1/2: Taylor series (float to degree 9, double to degree 18: truncation
+// below 2^-30 / 2^-62 of the result); beyond, exp(x) - 1 cancels at most 1.6 bits. <= 2.5 ulp (measured
+// float 1.48 with FMA, 2.03 without; double 1.46 / 1.60); -inf: -1; +inf: +inf; NaN: NaN.
+template <typename T>
+inline V<T> expm1(V<T> x) {
+    constexpr int degree = sizeof(T) == 4 ? 9 : 18;
+    T inverse_factorial[degree + 1] = {};
+    T f = 1;
+    for (int k = 1; k <= degree; ++k) {
+        f /= static_cast<T>(k);
+        inverse_factorial[k] = f;
+    }
+    V<T> p = splat(inverse_factorial[degree]);
+    for (int k = degree - 1; k >= 1; --k) p = p * x + inverse_factorial[k];
+    const V<T> small = p * x;
+    const V<T> large = exp(x) - T(1);
+    const V<T> magnitude = x < T(0) ? -x : x;
+    return magnitude < T(0.5) ? small : large;  // NaN: `large`, which is NaN
+}
+
+// log1p = log(1 + x), x >= -1. With u = 1 + x rounded, log(u) is corrected by the rounding of u:
+// log1p(x) = log(u) - ((u - 1) - x) / u (to first order, exact enough: the correction is <= ulp/2).
+// <= 2 ulp (measured 1.44 float, 1.46 double); -1: -inf; +inf: +inf; x < -1, NaN: NaN.
+template <typename T>
+inline V<T> log1p(V<T> x) {
+    const V<T> u = x + T(1);
+    const V<T> correction = u == T(0) ? splat(T(0)) : ((u - T(1)) - x) / u;
+    const V<T> result = log(u) - correction;
+    const V<T> inf = splat(std::numeric_limits<T>::infinity());
+    return u == T(1) ? x : (u < inf ? result : u);  // tiny x: log1p(x) = x; +inf and NaN pass through
+}
+
+// tanh(x) = sign(x) * -expm1(-2|x|) / (2 + expm1(-2|x|)): no cancellation near 0, exactly +-1 far
+// out. <= 3 ulp (measured 2.82 float, 2.42 double); +-inf: +-1; NaN: NaN.
+template <typename T>
+inline V<T> tanh(V<T> x) {
+    const V<T> magnitude = x < T(0) ? -x : x;
+    const V<T> e = expm1<T>(T(-2) * magnitude);
+    const V<T> t = -e / (e + T(2));
+    return x < T(0) ? -t : t;
 }
 
 }  // namespace xentcpp::simd::XENTCPP_TARGET

@@ -1,6 +1,6 @@
 """Type stub for the C++ extension xentcpp._core (private: use the functions of xentcpp)."""
 
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -8,10 +8,12 @@ import numpy.typing as npt
 __version__: str
 
 _Float = Union[npt.NDArray[np.float32], npt.NDArray[np.float64]]
+# float16, or ml_dtypes' bfloat16 (whose scalar type NumPy's stubs do not know).
+_Storage = Union[_Float, npt.NDArray[np.float16], npt.NDArray[np.generic]]
 
 def cross_entropy(
-    input: _Float,
-    target: Union[npt.NDArray[np.int64], _Float],
+    input: _Storage,
+    target: Union[npt.NDArray[np.int64], _Storage],
     *,
     weight: Optional[_Float] = None,
     ignore_index: int = -100,
@@ -19,14 +21,20 @@ def cross_entropy(
     reduction: str = "mean",
     from_logits: bool = True,
     epsilon: float = 1e-7,
+    z_loss: float = 0.0,
+    softcap: float = 0.0,
     row_losses: Optional[_Float] = None,
-    grad: Optional[_Float] = None,
+    row_z_losses: Optional[_Float] = None,
+    grad: Optional[_Storage] = None,
     grad_output: float = 1.0,
     grad_output_rows: Optional[_Float] = None,
-) -> float:
-    """Loss (returned), per-row losses (into ``row_losses``) and gradient (into ``grad``) of C-contiguous
-    ``(rows, classes)`` input; every array of the input's dtype, labels int64. Errors: ValueError for
-    sizes and options, IndexError for a label out of range."""
+) -> Tuple[float, float]:
+    """Totals ``(loss, z_loss)`` (returned), per-row losses and z-losses (into ``row_losses`` and
+    ``row_z_losses``) and gradient (into ``grad``) of C-contiguous ``(rows, classes)`` input of float16,
+    bfloat16, float32 or float64. Probability targets and ``grad`` have the input's dtype; ``weight``,
+    per-row buffers and ``grad_output_rows`` the compute dtype (float32 for half precision); labels
+    int64. ``softcap`` 0 means none. Errors: ValueError for dtypes, sizes and options, IndexError for a
+    label out of range."""
 
 def simd_target() -> str:
     """The SIMD target the kernels run on: 'avx512', 'avx2' or 'baseline'."""

@@ -24,8 +24,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 _PARAMETERS = """\
     input : array_like
-        Logits (or, with ``from_logits=False``, probabilities): float16, float32 or float64, with the
-        classes along ``axis``. float16 is computed in float32.
+        Logits (or, with ``from_logits=False``, probabilities): float16, bfloat16 (``ml_dtypes``),
+        float32 or float64, with the classes along ``axis``. Half precision is read as it is and
+        computed in float32.
     target : array_like
         Either class indices, integers of ``input``'s shape without ``axis`` (any integer dtype), or
         probabilities of ``input``'s shape (soft or one-hot; any real dtype).
@@ -46,7 +47,14 @@ _PARAMETERS = """\
         ``False``: ``input`` holds probabilities, used as given (not renormalised) and clipped to
         ``[epsilon, 1 - epsilon]`` as Keras does; the gradient is 0 where the clip applies.
     epsilon : float in [0, 0.5), default 1e-7
-        The clip for ``from_logits=False``."""
+        The clip for ``from_logits=False``.
+    z_loss : float >= 0, default 0.0
+        PaLM's auxiliary term: ``z_loss * lse**2`` is added to each row's loss (``lse`` the row's
+        log-sum-exp, after the cap), with its gradient. Not class-weighted; ignored rows add nothing;
+        a ``"mean"`` divides it by the number of rows that are not ignored (Liger-Kernel's convention).
+    softcap : float > 0, optional
+        Logit soft-capping (Gemma 2): every logit ``x`` becomes ``softcap * tanh(x / softcap)``
+        before the softmax; the gradient flows through the tanh."""
 
 _FORMULA = """\
     For a row ``x`` of ``C`` logits with ``lse = logsumexp(x)`` and class weights ``w`` (default 1),
@@ -71,42 +79,58 @@ _LOSS, _GRAD, _VALUE_AND_GRAD = 0, 1, 2
 
 def _fast(
     want: int, input: Any, target: Any, axis: Any, weight: Any, ignore_index: Any, reduction: Any,
-    label_smoothing: Any, from_logits: Any, epsilon: Any, out: Any = None, grad_output: Any = 1.0,
+    label_smoothing: Any, from_logits: Any, epsilon: Any, z_loss: Any, softcap: Any, out: Any = None,
+    grad_output: Any = 1.0,
 ) -> Any:
     """The common call (2-D C-contiguous float32/float64 logits, int64 labels, no weight, an out= usable
     as it is) straight to the core, which checks its form and returns None for anything else: the general path
     then converts, or words the error. Keeps small calls within a few microseconds."""
     if (
-        weight is None and from_logits is True and (axis == -1 or axis == 1)
-        and type(epsilon) is float and 0.0 <= epsilon < 0.5 and type(grad_output) is float
+        weight is None and from_logits is True and (axis == -1 or axis == 1) and softcap is None
+        and type(z_loss) is float and z_loss == 0.0 and type(epsilon) is float and 0.0 <= epsilon < 0.5 and type(grad_output) is float
     ):
         return _core.fast(input, target, want, reduction, ignore_index, label_smoothing, grad_output, out)
     return None
 
 
-def _run(call: _validation.Call, **kwargs: Any) -> float:
+def _run(call: _validation.Call, **kwargs: Any) -> Tuple[float, float]:
+    """The core's totals: the loss (z-loss included) and the z-loss term."""
     try:
-        return _core.cross_entropy(call.input, call.target, **call.options, **kwargs)
+        totals: Tuple[float, float] = _core.cross_entropy(call.input, call.target, **call.options, **kwargs)
+        return totals
     except IndexError as err:
         raise _validation.locate_label_error(err, call.batch_shape) from None
 
 
-def _losses(call: _validation.Call) -> Optional[np.ndarray]:
-    """The per-row loss buffer, for reduction "none" only."""
-    return np.empty(call.input.shape[0], dtype=call.dtype) if call.reduction == "none" else None
+class _Losses:
+    """The per-row buffers for reduction "none" (losses, and z-losses when asked), and the result."""
+
+    def __init__(self, call: _validation.Call, return_z_loss: bool) -> None:
+        self.call, self.return_z_loss = call, return_z_loss
+        rows = call.input.shape[0]
+        self.none = call.reduction == "none"
+        self.losses = np.empty(rows, dtype=call.dtype) if self.none else None
+        self.z_losses = np.empty(rows, dtype=call.dtype) if self.none and return_z_loss else None
+
+    def buffers(self) -> dict[str, Optional[np.ndarray]]:
+        return {"row_losses": self.losses, "row_z_losses": self.z_losses}
+
+    def result(self, totals: Tuple[float, float]) -> Any:
+        """The loss as the caller asked: per row or reduced, with the z-loss term when asked."""
+        shape = self.call.batch_shape
+        loss: Loss = float(totals[0])
+        z_loss: Loss = float(totals[1])
+        if self.losses is not None:
+            loss = self.losses.reshape(shape)
+        if self.z_losses is not None:
+            z_loss = self.z_losses.reshape(shape)
+        return (loss, z_loss) if self.return_z_loss else loss
 
 
-def _result(call: _validation.Call, total: float, losses: Optional[np.ndarray]) -> Loss:
-    if call.reduction == "none":
-        assert losses is not None
-        return losses.reshape(call.batch_shape)
-    return float(total)
-
-
-def _gradient(call: _validation.Call, out: Optional[np.ndarray], **kwargs: Any) -> Tuple[float, np.ndarray]:
+def _gradient(call: _validation.Call, out: Optional[np.ndarray], **kwargs: Any) -> Tuple[Tuple[float, float], np.ndarray]:
     """Runs the core with a gradient buffer; writes straight into ``out`` (or the new result) when its
     layout is the core's, else into a scratch buffer that is converted once."""
-    direct = call.class_axis_last and call.dtype == call.input_dtype
+    direct = call.class_axis_last and call.input.dtype == call.input_dtype
     if out is not None:
         _validation.check_out(call, out)
         buffer = out.reshape(call.input.shape) if direct else np.empty_like(call.input)
@@ -134,7 +158,10 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     from_logits: bool = True,
     epsilon: float = 1e-7,
-) -> Loss:
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    return_z_loss: bool = False,
+) -> Any:
     """Softmax cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
 
 {formula}
@@ -143,11 +170,15 @@ def cross_entropy(
     ----------
 {parameters}
 
+    return_z_loss : bool, default False
+        Also return the z-loss term on its own (reduced like the loss), as Liger-Kernel does.
+
     Returns
     -------
     float or ndarray
         A Python float for ``"sum"`` and ``"mean"`` (accumulated in float64); for ``"none"`` an array
-        of ``input``'s shape without ``axis``, in the compute dtype (float32 for float16 input).
+        of ``input``'s shape without ``axis``, in the compute dtype (float32 for half precision).
+        The z-loss term is included. With ``return_z_loss=True``, a pair ``(loss, z_loss)``.
 
     Raises
     ------
@@ -166,15 +197,19 @@ def cross_entropy(
     >>> round(xc.cross_entropy([[2.0, 1.0, 0.1]], [0]), 6)
     0.41703
     """
-    result = _fast(_LOSS, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits, epsilon)
-    if result is not None:
-        return result
+    if not return_z_loss:
+        result = _fast(
+            _LOSS, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits, epsilon, z_loss,
+            softcap,
+        )
+        if result is not None:
+            return result
     call = _validation.prepare(
         input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
-        label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon,
+        label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon, z_loss=z_loss, softcap=softcap,
     )
-    losses = _losses(call)
-    return _result(call, _run(call, row_losses=losses), losses)
+    losses = _Losses(call, bool(return_z_loss))
+    return losses.result(_run(call, **losses.buffers()))
 
 
 @_doc
@@ -190,6 +225,8 @@ def cross_entropy_grad(
     label_smoothing: float = 0.0,
     from_logits: bool = True,
     epsilon: float = 1e-7,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
     out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Gradient of :func:`cross_entropy` with respect to ``input``, times ``grad_output``.
@@ -230,14 +267,14 @@ def cross_entropy_grad(
     array([[ 0.5, -0.5]])
     """
     result = _fast(
-        _GRAD, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits, epsilon, out,
-        grad_output,
+        _GRAD, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits, epsilon, z_loss,
+        softcap, out, grad_output,
     )
     if result is not None:
-        return result
+        return result  # type: ignore[no-any-return]
     call = _validation.prepare(
         input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
-        label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon,
+        label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon, z_loss=z_loss, softcap=softcap,
     )
     scalar, rows = _validation.grad_output_rows(call, grad_output)
     return _gradient(call, out, grad_output=scalar, grad_output_rows=rows)[1]
@@ -255,8 +292,11 @@ def cross_entropy_value_and_grad(
     label_smoothing: float = 0.0,
     from_logits: bool = True,
     epsilon: float = 1e-7,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    return_z_loss: bool = False,
     out: Optional[np.ndarray] = None,
-) -> Tuple[Loss, np.ndarray]:
+) -> Tuple[Any, np.ndarray]:
     """:func:`cross_entropy` and :func:`cross_entropy_grad` in one fused pass over the input.
 
     For ``"none"`` the gradient is that of each row's own loss (an upstream gradient of ones).
@@ -266,13 +306,15 @@ def cross_entropy_value_and_grad(
     Parameters
     ----------
 {parameters}
+    return_z_loss : bool, default False
+        As in :func:`cross_entropy`.
     out : ndarray, optional
         As in :func:`cross_entropy_grad`; ``out=input`` replaces the logits by the gradient.
 
     Returns
     -------
-    loss : float or ndarray
-        As :func:`cross_entropy`.
+    loss : float or ndarray, or a pair of them
+        As :func:`cross_entropy` (``(loss, z_loss)`` with ``return_z_loss=True``).
     grad : ndarray
         As :func:`cross_entropy_grad` with ``grad_output=1``.
 
@@ -288,16 +330,17 @@ def cross_entropy_value_and_grad(
     >>> round(loss, 6), grad
     (0.693147, array([[ 0.5, -0.5]]))
     """
-    result = _fast(
-        _VALUE_AND_GRAD, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits,
-        epsilon, out,
-    )
-    if result is not None:
-        return result  # type: ignore[no-any-return]
+    if not return_z_loss:
+        result = _fast(
+            _VALUE_AND_GRAD, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits,
+            epsilon, z_loss, softcap, out,
+        )
+        if result is not None:
+            return result  # type: ignore[no-any-return]
     call = _validation.prepare(
         input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
-        label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon,
+        label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon, z_loss=z_loss, softcap=softcap,
     )
-    losses = _losses(call)
-    total, grad = _gradient(call, out, row_losses=losses)
-    return _result(call, total, losses), grad
+    losses = _Losses(call, bool(return_z_loss))
+    totals, grad = _gradient(call, out, **losses.buffers())
+    return losses.result(totals), grad

@@ -1,12 +1,16 @@
 """Checks and conversions between the public API and the C++ core.
 
-Everything the core is given is a C-contiguous ``(rows, classes)`` block of float32 or float64 with
-the class axis last. An input that already is one passes through uncopied; anything else (another
-axis, another layout, float16, a list) is converted once, here.
+Everything the core is given is a C-contiguous ``(rows, classes)`` block of float16, bfloat16,
+float32 or float64 with the class axis last. An input that already is one passes through uncopied;
+anything else (another axis, another layout, a list) is converted once, here. Half-precision logits
+are read as they are (the core computes in float32); half-precision probability inputs
+(``from_logits=False``), or half logits with probability targets of another dtype, are converted to
+float32 once.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass
@@ -23,15 +27,25 @@ REDUCTIONS = ("none", "sum", "mean")
 DEFAULT_IGNORE_INDEX = -100
 _INT64_MAX = int(np.iinfo(np.int64).max)
 _INT64_MIN = int(np.iinfo(np.int64).min)
-_COMPUTE_DTYPES = {np.dtype(np.float16): np.dtype(np.float32)}  # float16 is computed in float32
+_FLOAT32 = np.dtype(np.float32)
+
+
+def is_half(dtype: np.dtype) -> bool:
+    """float16, or ml_dtypes' bfloat16 (recognised by name: ml_dtypes need not be imported)."""
+    return dtype == np.float16 or (dtype.itemsize == 2 and dtype.name == "bfloat16")
+
+
+def compute_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype the core computes in, and that of per-row losses: float32 for half precision."""
+    return _FLOAT32 if is_half(dtype) else dtype
 
 
 @dataclass
 class Call:
     """One call, converted: what the core needs and how to give results back the caller's way."""
 
-    input: np.ndarray  # (rows, classes), C-contiguous, compute dtype
-    target: np.ndarray  # int64 (rows,) or compute dtype (rows, classes)
+    input: np.ndarray  # (rows, classes), C-contiguous, the storage dtype (half, float32 or float64)
+    target: np.ndarray  # int64 (rows,) or the storage dtype (rows, classes)
     options: dict[str, Any]  # keyword arguments for _core.cross_entropy
     reduction: str
     batch_shape: Tuple[int, ...]  # input_shape without the class axis
@@ -41,8 +55,8 @@ class Call:
 
     @property
     def dtype(self) -> np.dtype:
-        """The compute dtype (float32 for float16 input)."""
-        return self.input.dtype
+        """The compute dtype (float32 for half-precision input): that of per-row losses."""
+        return compute_dtype(self.input.dtype)
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -72,12 +86,14 @@ def prepare(
     label_smoothing: float,
     from_logits: bool,
     epsilon: float,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
 ) -> Call:
     """Check every argument and convert the arrays for the core (see the module docstring)."""
     x = input if isinstance(input, np.ndarray) else np.asarray(input)
-    if x.dtype.kind != "f" or x.dtype.itemsize not in (2, 4, 8):
+    if not ((x.dtype.kind == "f" and x.dtype.itemsize in (2, 4, 8)) or is_half(x.dtype)):
         raise TypeError(
-            f"input must be a float16, float32 or float64 array, got dtype {x.dtype}; "
+            f"input must be a float16, bfloat16, float32 or float64 array, got dtype {x.dtype}; "
             "convert it first, e.g. with x.astype(np.float32)"
         )
     if x.ndim == 0:
@@ -87,17 +103,24 @@ def prepare(
     if classes == 0:
         raise ValueError(f"input has no classes: axis {axis} of shape {x.shape} is empty")
     batch_shape = x.shape[:axis] + x.shape[axis + 1 :]
-    dtype = _COMPUTE_DTYPES.get(x.dtype, x.dtype)
-    rows_view = _rows(x, axis, dtype)
+    if not isinstance(from_logits, (bool, np.bool_)):
+        raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
 
     t = target if isinstance(target, np.ndarray) else np.asarray(target)
+    probability_targets = t.shape == x.shape
+    storage = x.dtype
+    if is_half(storage) and (not from_logits or (probability_targets and t.dtype != storage)):
+        storage = _FLOAT32  # computed from a float32 copy (see the module docstring)
+    rows_view = _rows(x, axis, storage)
+    dtype = compute_dtype(storage)
+
     ignore_index = _int64(ignore_index, "ignore_index")
-    if t.shape == x.shape:
-        if t.dtype.kind not in "biuf":
+    if probability_targets:
+        if t.dtype.kind not in "biuf" and not is_half(t.dtype):
             raise TypeError(f"probability targets must be real numbers, got dtype {t.dtype}")
         if ignore_index != DEFAULT_IGNORE_INDEX:
             raise ValueError("ignore_index is only supported for class-index targets, not probability targets")
-        target_rows = _rows(t, axis, dtype)
+        target_rows = _rows(t, axis, storage)
     elif t.shape == batch_shape:
         target_rows = _labels(t)
     else:
@@ -120,11 +143,17 @@ def prepare(
     label_smoothing = float(label_smoothing)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-    if not isinstance(from_logits, (bool, np.bool_)):
-        raise TypeError(f"from_logits must be True or False, got {from_logits!r}")
     epsilon = float(epsilon)
     if not 0.0 <= epsilon < 0.5:
         raise ValueError(f"epsilon must be in [0, 0.5), got {epsilon}")
+    z_loss = float(z_loss)
+    if not 0.0 <= z_loss < math.inf:
+        raise ValueError(f"z_loss must be finite and >= 0, got {z_loss}")
+    cap = 0.0 if softcap is None else float(softcap)
+    if softcap is not None and not 0.0 < cap < math.inf:
+        raise ValueError(f"softcap must be finite and > 0 (or None), got {softcap}")
+    if not from_logits and (z_loss != 0.0 or cap != 0.0):
+        raise ValueError("z_loss and softcap apply to logits: they need from_logits=True")
 
     options = dict(
         weight=w,
@@ -133,6 +162,8 @@ def prepare(
         reduction=reduction,
         from_logits=bool(from_logits),
         epsilon=epsilon,
+        z_loss=z_loss,
+        softcap=cap,
     )
     return Call(
         input=rows_view,

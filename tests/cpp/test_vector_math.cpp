@@ -1,4 +1,4 @@
-// The vector exp and log of every SIMD target this CPU runs, against libm in higher precision.
+// The vector exp, log, expm1, log1p and tanh of every SIMD target this CPU runs, against libm in higher precision.
 // The fast suite walks every 61st float of each range (about 35 million values); XENTCPP_EXHAUSTIVE=1
 // walks every float (a few minutes). The bounds are those stated in csrc/simd/vector_math.hpp.
 #include <gtest/gtest.h>
@@ -157,6 +157,74 @@ TEST(VectorMath, FloatExpUnderflowsGraduallyThenToZero) {
             EXPECT_EQ(y[2], 0.0f) << target_name(t);
         }
         EXPECT_EQ(y[3], 0.0f) << target_name(t);
+    }
+}
+
+// expm1, log1p and tanh (softcap, binary cross-entropy, KL): the bounds of vector_math.hpp.
+TEST(VectorMath, FloatExpm1Log1pTanhWithinBounds) {
+    constexpr float kMax = std::numeric_limits<float>::max();
+    for (Target t : supported_targets()) {
+        const Kernels<float>& k = kernels_for<float>(t);
+        EXPECT_LE(worst_float_error(k.expm1, [](double v) { return std::expm1(v); }, -104.0f, 88.37f), 2.5)
+            << "expm1 " << target_name(t);
+        EXPECT_LE(worst_float_error(k.log1p, [](double v) { return std::log1p(v); }, -0.99999994f, kMax), 2.0)
+            << "log1p " << target_name(t);
+        EXPECT_LE(worst_float_error(k.tanh, [](double v) { return std::tanh(v); }, -kMax, kMax), 3.0)
+            << "tanh " << target_name(t);
+    }
+}
+
+TEST(VectorMath, DoubleExpm1Log1pTanhWithinBounds) {
+    const auto worst = [](void (*f)(const double*, std::int64_t, double*), long double (*reference)(long double),
+                          const std::vector<double>& x) {
+        const std::vector<double> y = apply(f, x);
+        double w = 0.0;
+        for (std::size_t i = 0; i < x.size(); ++i) w = std::max(w, ulp_error(y[i], reference(x[i])));
+        return w;
+    };
+    std::vector<double> symmetric, above_minus_one;
+    for (double v = 1e-300; v < 700.0; v *= 1.000731) {
+        symmetric.push_back(v);
+        symmetric.push_back(-v);
+        above_minus_one.push_back(v);
+        if (v < 1.0) above_minus_one.push_back(-v);
+    }
+    for (Target t : supported_targets()) {
+        const Kernels<double>& k = kernels_for<double>(t);
+        EXPECT_LE(worst(k.expm1, [](long double v) { return std::expm1(v); }, symmetric), 2.5) << target_name(t);
+        EXPECT_LE(worst(k.log1p, [](long double v) { return std::log1p(v); }, above_minus_one), 2.0) << target_name(t);
+        EXPECT_LE(worst(k.tanh, [](long double v) { return std::tanh(v); }, symmetric), 3.0) << target_name(t);
+    }
+}
+
+template <typename T>
+void expect_more_specials(const Kernels<T>& k, const char* name) {
+    constexpr T inf = std::numeric_limits<T>::infinity();
+    const T nan = std::numeric_limits<T>::quiet_NaN();
+    const std::vector<T> e = apply(k.expm1, {-inf, inf, nan, T(0), T(-1e6)});
+    EXPECT_EQ(e[0], T(-1)) << name;
+    EXPECT_EQ(e[1], inf) << name;
+    EXPECT_TRUE(std::isnan(e[2])) << name;
+    EXPECT_EQ(e[3], T(0)) << name;
+    EXPECT_EQ(e[4], T(-1)) << name;
+    const std::vector<T> l = apply(k.log1p, {T(-1), inf, nan, T(-2), T(0)});
+    EXPECT_EQ(l[0], -inf) << name;
+    EXPECT_EQ(l[1], inf) << name;
+    EXPECT_TRUE(std::isnan(l[2])) << name;
+    EXPECT_TRUE(std::isnan(l[3])) << name;
+    EXPECT_EQ(l[4], T(0)) << name;
+    const std::vector<T> h = apply(k.tanh, {-inf, inf, nan, T(0), T(-1e6)});
+    EXPECT_EQ(h[0], T(-1)) << name;
+    EXPECT_EQ(h[1], T(1)) << name;
+    EXPECT_TRUE(std::isnan(h[2])) << name;
+    EXPECT_EQ(h[3], T(0)) << name;
+    EXPECT_EQ(h[4], T(-1)) << name;
+}
+
+TEST(VectorMath, MoreSpecialValues) {
+    for (Target t : supported_targets()) {
+        expect_more_specials(kernels_for<float>(t), target_name(t));
+        expect_more_specials(kernels_for<double>(t), target_name(t));
     }
 }
 

@@ -10,6 +10,15 @@
 // With `from_logits = false` the input holds probabilities q and `lse - x[c]` becomes
 // `-log(clamp(q[c], eps, 1 - eps))`.
 //
+// Options on logits rows: `softcap` c > 0 replaces every logit by c * tanh(x / c) first (Gemma 2;
+// the gradient flows through the tanh); `z_loss` λ > 0 adds λ * lse^2 per counted row (PaLM), not
+// class-weighted, zero for ignored rows, and for `mean` divided by the number of counted rows.
+//
+// Storage types: float and double are computed in their own precision; float16 and bfloat16 are
+// read into float inside the kernels (block by block, never as a whole copy), accumulated in float
+// and double, and the gradient is rounded back to the input's type. Per-row losses, weights and
+// per-row upstream gradients are in the compute type (compute_t).
+//
 // Reductions follow torch.nn.functional.cross_entropy: `mean` divides by the sum of w[y] over the
 // rows that are not ignored (class-index targets) or by the number of rows (probability targets).
 // Sums run in double, in an order fixed by the shape alone, so results do not depend on threads.
@@ -25,6 +34,24 @@ namespace xentcpp {
 
 enum class Reduction : std::int8_t { none, sum, mean };
 
+// Half-precision storage: the bit patterns of IEEE binary16 and of bfloat16 (a float's high half).
+struct float16 {
+    std::uint16_t bits;
+};
+struct bfloat16 {
+    std::uint16_t bits;
+};
+
+// The type a storage type is computed in.
+template <typename S>
+struct ComputeType { using type = S; };
+template <>
+struct ComputeType<float16> { using type = float; };
+template <>
+struct ComputeType<bfloat16> { using type = float; };
+template <typename S>
+using compute_t = typename ComputeType<S>::type;
+
 // T in a position that does not take part in deduction, so nullptr can be passed for an output.
 template <typename T>
 struct NonDeduced { using type = T; };
@@ -32,13 +59,13 @@ template <typename T>
 using Out = typename NonDeduced<T>::type*;
 
 // What is compared: logits (or probabilities) and exactly one kind of target.
-template <typename T>
+template <typename S>
 struct Problem {
-    const T* input = nullptr;              // rows × classes
+    const S* input = nullptr;              // rows × classes
     std::int64_t rows = 0;
     std::int64_t classes = 0;
     const std::int64_t* labels = nullptr;  // class-index targets: `rows` entries, or
-    const T* probs = nullptr;              // probability targets: rows × classes
+    const S* probs = nullptr;              // probability targets: rows × classes
 };
 
 template <typename T>
@@ -49,36 +76,46 @@ struct Options {
     Reduction reduction = Reduction::mean;
     bool from_logits = true;               // false: input rows are probabilities
     double epsilon = 1e-7;                 // clamp of probabilities when from_logits is false, in [0, 0.5)
+    double z_loss = 0.0;                   // λ >= 0 (logits only)
+    double softcap = 0.0;                  // c > 0, or 0 for none (logits only)
 };
 
 // Where the gradient goes. `grad` (rows × classes) may be `problem.input` itself: the gradient then
 // replaces the logits row by row. It must not overlap `probs`, `weight` or `grad_output_rows`.
-template <typename T>
+template <typename S>
 struct GradRequest {
-    T* grad = nullptr;
-    double grad_output = 1.0;              // upstream gradient of a reduced (sum/mean) loss, or a
-    const T* grad_output_rows = nullptr;   // per-row upstream gradient (`rows` entries, reduction none)
+    S* grad = nullptr;
+    double grad_output = 1.0;                         // upstream gradient of a reduced (sum/mean) loss, or a
+    const compute_t<S>* grad_output_rows = nullptr;   // per-row upstream gradient (`rows` entries, reduction none)
 };
 
-// The general entry point behind the three below: returns the loss (reduced; for none the plain sum),
-// writes per-row losses to `row_losses` when it is not null, and the gradient when `request` is not null.
-template <typename T>
-double compute(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses,
-               const GradRequest<T>* request);
+// The reduced loss (for none: the plain sum), z-loss included, and the z-loss term on its own.
+struct Totals {
+    double loss = 0.0;
+    double z_loss = 0.0;
+};
+
+// The general entry point behind the three below: returns the totals, writes per-row losses (z-loss
+// included) to `row_losses` and per-row z-losses to `row_z_losses` when they are not null, and the
+// gradient when `request` is not null. S: float, double, float16 or bfloat16.
+template <typename S>
+Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, Out<compute_t<S>> row_losses,
+               const GradRequest<S>* request, Out<compute_t<S>> row_z_losses = nullptr);
 
 // The loss. Returns the reduced value (for none: the plain sum). Per-row losses go to `row_losses`
 // whenever it is not null; reduction none requires it.
-template <typename T>
-double loss(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses);
+template <typename S>
+double loss(const Problem<S>& problem, const Options<compute_t<S>>& options, Out<compute_t<S>> row_losses);
 
 // The gradient of the loss with respect to `input`, times the upstream gradient.
-template <typename T>
-void grad(const Problem<T>& problem, const Options<T>& options, const GradRequest<T>& request);
+template <typename S>
+void grad(const Problem<S>& problem, const Options<compute_t<S>>& options, const GradRequest<S>& request);
 
 // Loss and gradient in one sweep over the rows (the gradient of the loss itself: upstream 1).
 // Returns what `loss` returns; `row_losses` as for `loss`.
-template <typename T>
-double value_and_grad(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses, Out<T> grad);
+template <typename S>
+double value_and_grad(const Problem<S>& problem, const Options<compute_t<S>>& options, Out<compute_t<S>> row_losses,
+                      Out<S> grad);
 
 // The SIMD target the kernels run on: "avx512", "avx2" or "baseline" (portable C++), the best this
 // CPU supports unless the environment variable XENTCPP_SIMD names another (read once per process;
