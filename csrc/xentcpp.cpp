@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "labels.hpp"
 #include "row_kernels.hpp"
 #include "simd/kernels.hpp"
 
@@ -27,6 +28,7 @@
 namespace xentcpp {
 namespace {
 
+using detail::Counted;
 using detail::RowSpec;
 
 constexpr std::int64_t kBlockElements = std::int64_t{1} << 15;     // ~128 KiB of float logits: L2-resident
@@ -63,53 +65,13 @@ void check_call(const Problem<S>& problem, const Options<compute_t<S>>& options)
             "probability inputs (from_logits = false) must be float or double");
 }
 
-// What the label pass yields: the mean's denominator (the summed weight of the rows that count)
-// and the number of rows that count (the z-loss term's denominator).
-struct Counted {
-    double weight = 0.0;
-    double rows = 0.0;
-};
-
-// Checks every label and counts the rows that count. In fixed blocks of rows (in parallel, summed
-// in block order); a bad label is reported for the first bad row, whatever the threads, before any
-// output is written.
+// Checks every label and counts the rows that count (labels.hpp); probability targets count every row.
 template <typename S>
 Counted count_labels(const Problem<S>& problem, const Options<compute_t<S>>& options) {
     if (problem.labels == nullptr) {
         return {static_cast<double>(problem.rows), static_cast<double>(problem.rows)};
     }
-    constexpr std::int64_t kLabelBlock = std::int64_t{1} << 16;
-    const std::int64_t blocks = (problem.rows + kLabelBlock - 1) / kLabelBlock;
-    std::vector<Counted> sums(static_cast<std::size_t>(blocks));
-    std::vector<std::int64_t> first_bad(static_cast<std::size_t>(blocks), -1);
-#pragma omp parallel for schedule(static) if (blocks > 1)
-    for (std::int64_t b = 0; b < blocks; ++b) {
-        Counted sum;
-        const std::int64_t end = std::min(problem.rows, (b + 1) * kLabelBlock);
-        for (std::int64_t i = b * kLabelBlock; i < end; ++i) {
-            const std::int64_t y = problem.labels[i];
-            if (y == options.ignore_index) continue;
-            if (y < 0 || y >= problem.classes) {
-                first_bad[static_cast<std::size_t>(b)] = i;
-                break;
-            }
-            sum.weight += options.weight ? static_cast<double>(options.weight[y]) : 1.0;
-            sum.rows += 1.0;
-        }
-        sums[static_cast<std::size_t>(b)] = sum;
-    }
-    Counted total;
-    for (std::int64_t b = 0; b < blocks; ++b) {
-        const std::int64_t i = first_bad[static_cast<std::size_t>(b)];
-        if (i >= 0) {
-            throw std::out_of_range("target[" + std::to_string(i) + "] = " + std::to_string(problem.labels[i]) +
-                                    " is out of range: expected 0 <= label < " + std::to_string(problem.classes) +
-                                    " or ignore_index (" + std::to_string(options.ignore_index) + ")");
-        }
-        total.weight += sums[static_cast<std::size_t>(b)].weight;
-        total.rows += sums[static_cast<std::size_t>(b)].rows;
-    }
-    return total;
+    return detail::count_labels(problem.labels, problem.rows, problem.classes, options.ignore_index, options.weight);
 }
 
 template <typename T>

@@ -13,63 +13,17 @@
 #include <stdexcept>
 #include <string>
 
+#include "arrays.hpp"
 #include "xentcpp/xentcpp.hpp"
 
 namespace py = pybind11;
+using namespace xentcpp::python;
 
 namespace {
 
 template <typename T>
 using Array = py::array_t<T, py::array::c_style>;
 using Labels = py::array_t<std::int64_t, py::array::c_style>;
-
-void require(bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument("xentcpp._core: " + what);
-}
-
-xentcpp::Reduction parse_reduction(const std::string& name) {
-    if (name == "none") return xentcpp::Reduction::none;
-    if (name == "sum") return xentcpp::Reduction::sum;
-    if (name == "mean") return xentcpp::Reduction::mean;
-    throw std::invalid_argument("xentcpp._core: reduction must be 'none', 'sum' or 'mean', got '" + name + "'");
-}
-
-// The storage types of inputs, told apart by dtype (bfloat16 is ml_dtypes' extension type).
-enum class Storage { float32, float64, float16, bfloat16 };
-
-bool native_order(const py::dtype& dtype) {
-    const char order = dtype.byteorder();
-    constexpr char kNative = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '<' : '>';
-    return order == '=' || order == '|' || order == kNative;
-}
-
-Storage storage_of(const py::array& input) {
-    const py::dtype dtype = input.dtype();
-    require(native_order(dtype), "input must be in native byte order");
-    if (dtype.kind() == 'f' && dtype.itemsize() == 4) return Storage::float32;
-    if (dtype.kind() == 'f' && dtype.itemsize() == 8) return Storage::float64;
-    if (dtype.kind() == 'f' && dtype.itemsize() == 2) return Storage::float16;
-    if (dtype.itemsize() == 2 && py::str(dtype.attr("name")).cast<std::string>() == "bfloat16") return Storage::bfloat16;
-    throw std::invalid_argument("xentcpp._core: input must be float16, bfloat16, float32 or float64");
-}
-
-// The data of `array`: of `dtype` (same type number, native order), C-contiguous, `size` elements.
-template <typename A>
-A* data_of(const py::array& array, const py::dtype& dtype, py::ssize_t size, const std::string& name) {
-    require(array.dtype().normalized_num() == dtype.normalized_num() && native_order(array.dtype()),
-            name + " must have dtype " + py::str(dtype).cast<std::string>());
-    require((array.flags() & py::array::c_style) != 0, name + " must be C-contiguous");
-    require(array.size() == size, name + " has the wrong size");
-    return static_cast<A*>(const_cast<void*>(array.data()));
-}
-
-template <typename A>
-A* writable_data_of(const std::optional<py::array>& array, const py::dtype& dtype, py::ssize_t size,
-                    const std::string& name) {
-    if (!array) return nullptr;
-    require(array->writeable(), name + " is read-only");
-    return data_of<A>(*array, dtype, size, name);
-}
 
 // The arguments of _core.cross_entropy, as received.
 struct Call {
@@ -263,5 +217,6 @@ PYBIND11_MODULE(_core, m) {
           "The SIMD target the kernels run on: 'avx512', 'avx2' or 'baseline' (XENTCPP_SIMD can force a lower one).");
     m.def("simd_target_supported", [](const std::string& name) { return xentcpp::simd_target_supported(name.c_str()); },
           "Whether this build and CPU can run the named SIMD target.");
+    bind_functions(m);
     m.attr("__version__") = XENTCPP_VERSION;
 }

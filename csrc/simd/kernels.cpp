@@ -462,6 +462,120 @@ void narrow_bf16(const T* in, std::int64_t n, std::uint16_t* out) {
 }
 
 template <typename T>
+void columns(const T* x, std::int64_t classes, std::int64_t inner, int op, T* out) {
+    constexpr int L = Vec<T>::lanes;
+    for (std::int64_t i = 0; i < inner; i += L) {
+        const std::int64_t valid = inner - i < L ? inner - i : L;
+        const auto at = [&](std::int64_t c) {
+            const T* p = x + c * inner + i;
+            return valid == L ? load(p) : load_partial(p, valid, kMinusInf<T>);
+        };
+        const auto put = [&](T* p, V<T> v) {
+            if (valid == L) store(p, v);
+            else store_partial(p, valid, v);
+        };
+        V<T> m = splat(kMinusInf<T>);
+        for (std::int64_t c = 0; c < classes; ++c) m = max_skip_nan(m, at(c));
+        const V<T> shift = m == kMinusInf<T> ? splat(T(0)) : m;  // all -inf: lse -inf, softmax NaN
+        V<T> sum{};
+        for (std::int64_t c = 0; c < classes; ++c) sum += exp(at(c) - shift);
+        const V<T> log_sum = log(sum);
+        if (op == 0) {
+            put(out + i, shift + log_sum);
+            continue;
+        }
+        for (std::int64_t c = 0; c < classes; ++c) {
+            const V<T> z = (at(c) - m) - log_sum;
+            put(out + c * inner + i, op == 1 ? exp(z) : z);
+        }
+    }
+}
+
+template <typename T>
+void shifted(const T* x, std::int64_t n, T shift, T log_sum, T* out) {
+    for (std::int64_t c = 0; c < n; ++c) out[c] = (x[c] - shift) - log_sum;
+}
+
+// Note: with e = exp(-|x|) in (0, 1], softplus(-x) = log1p(e) + max(-x, 0) and sigmoid(x) = 1 / (1 + e)
+// (x >= 0) or e / (1 + e): no overflow for any x, full precision for |x| up to the underflow of e.
+template <typename T>
+double bce_with_logits(const T* x, const T* t, std::int64_t n, const T* weight, const T* class_weight,
+                       const T* pos_weight, T* losses, T* grad, T scale, const T* scales) {
+    constexpr int L = Vec<T>::lanes;
+    double total = 0.0;
+    for (std::int64_t start = 0; start < n; start += kBlock) {
+        const std::int64_t len = n - start < kBlock ? n - start : kBlock;
+        V<T> block_sum{};
+        for (std::int64_t c = start; c < start + len; c += L) {
+            const std::int64_t valid = start + len - c < L ? start + len - c : L;
+            const auto at = [&](const T* p, T fill) { return valid == L ? load(p + c) : load_partial(p + c, valid, fill); };
+            const auto put = [&](T* p, V<T> v) {
+                if (valid == L) store(p + c, v);
+                else store_partial(p + c, valid, v);
+            };
+            const V<T> xv = at(x, T(0)), tv = at(t, T(0));
+            V<T> w = splat(T(1));
+            if (weight) w = at(weight, T(0));
+            if (class_weight) w = w * at(class_weight, T(0));
+            const V<T> pw = pos_weight ? at(pos_weight, T(1)) : splat(T(1));
+            const V<T> magnitude = xv < T(0) ? -xv : xv;
+            const V<T> e = exp(-magnitude);
+            const V<T> coef = T(1) + (pw - T(1)) * tv;
+            const V<T> softplus = log1p<T>(e) + (xv < T(0) ? -xv : splat(T(0)));
+            V<T> loss = w * ((T(1) - tv) * xv + coef * softplus);
+            if (valid < L) loss = lane_index<T>() < static_cast<T>(valid) ? loss : splat(T(0));
+            block_sum += loss;
+            if (losses) put(losses, loss);
+            if (grad) {
+                const V<T> sigmoid = (xv >= T(0) ? splat(T(1)) : e) / (T(1) + e);
+                const V<T> s = scales ? at(scales, T(0)) : splat(scale);
+                put(grad, s * w * (coef * sigmoid - pw * tv));
+            }
+        }
+        total += reduce_sum(block_sum);
+    }
+    return total;
+}
+
+// Sums over blocks of kBlock elements: lanes in T within a block, blocks in double.
+template <typename T, typename Term>
+double block_sums(std::int64_t n, const Term& term) {
+    constexpr int L = Vec<T>::lanes;
+    double total = 0.0;
+    for (std::int64_t start = 0; start < n; start += kBlock) {
+        const std::int64_t end = n - start < kBlock ? n : start + kBlock;
+        V<T> sum{};
+        for (std::int64_t c = start; c < end; c += L) sum += term(c, end - c < L ? end - c : L);
+        total += reduce_sum(sum);
+    }
+    return total;
+}
+
+template <typename T>
+double sum_p_log_p(const T* p, std::int64_t n) {
+    return block_sums<T>(n, [&](std::int64_t c, std::int64_t valid) {
+        const V<T> pv = valid == Vec<T>::lanes ? load(p + c) : load_partial(p + c, valid, T(0));
+        return pv == T(0) ? splat(T(0)) : pv * log(pv);  // 0 log 0 = 0; p < 0 or NaN: NaN
+    });
+}
+
+// Note: log(p / q) = log1p((p - q) / q): p - q is exact when p and q are within a factor 2, so nearly
+// equal distributions keep their small divergence to full relative precision.
+template <typename T>
+double sum_p_log_p_over_q(const T* p, const T* q, std::int64_t n) {
+    return block_sums<T>(n, [&](std::int64_t c, std::int64_t valid) {
+        const bool full = valid == Vec<T>::lanes;
+        const V<T> pv = full ? load(p + c) : load_partial(p + c, valid, T(0));
+        const V<T> qv = full ? load(q + c) : load_partial(q + c, valid, T(1));
+        V<T> ratio_log = log1p<T>((pv - qv) / qv);
+        const V<T> inf = splat(std::numeric_limits<T>::infinity());
+        // (p - q) / q overflows for q tiny: fall back to the difference of logs (q > 0 still finite).
+        ratio_log = ratio_log == inf && qv > T(0) ? log(pv) - log(qv) : ratio_log;
+        return pv == T(0) ? splat(T(0)) : pv * ratio_log;
+    });
+}
+
+template <typename T>
 const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
                            &stats<T>,
                            &softmax_grad<T>,
@@ -474,6 +588,11 @@ const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
                            &narrow_f16<T>,
                            &widen_bf16<T>,
                            &narrow_bf16<T>,
+                           &columns<T>,
+                           &shifted<T>,
+                           &bce_with_logits<T>,
+                           &sum_p_log_p<T>,
+                           &sum_p_log_p_over_q<T>,
                            &elementwise<T, exp_lanes<T>>,
                            &elementwise<T, log_lanes<T>>,
                            &elementwise<T, expm1_lanes<T>>,

@@ -114,6 +114,25 @@ struct Kernels {
     void (*widen_bf16)(const std::uint16_t* in, std::int64_t n, T* out);
     void (*narrow_bf16)(const T* in, std::int64_t n, std::uint16_t* out);
 
+    // The softmax family along the middle axis of a classes × inner block (a class axis that is not
+    // last): lanes own positions of the inner axis. op 0: out[inner] = logsumexp; 1: out = softmax;
+    // 2: out = log_softmax (out like x, may be x).
+    void (*columns)(const T* x, std::int64_t classes, std::int64_t inner, int op, T* out);
+    // out[c] = (x[c] - shift) - log_sum (log_softmax of a row whose statistics are known).
+    void (*shifted)(const T* x, std::int64_t n, T shift, T log_sum, T* out);
+
+    // Binary cross-entropy with logits over x[0, n), targets t, with optional per-element weights
+    // `weight`, per-class `class_weight` and `pos_weight` (indexed like x: the caller passes rows):
+    //   loss = w * ((1 - t) x + (1 + (pw - 1) t) softplus(-x)),
+    //   grad = scale * w * ((1 + (pw - 1) t) sigmoid(x) - pw t).
+    // Returns the sum of the losses; writes them to `losses` and the gradient (times `scale`, or
+    // times `scales[c]` when given) to `grad` when those are not null.
+    double (*bce_with_logits)(const T* x, const T* t, std::int64_t n, const T* weight, const T* class_weight,
+                              const T* pos_weight, T* losses, T* grad, T scale, const T* scales);
+    // sum_c p log p (0 log 0 = 0) and sum_c p log(p / q) (0 where p = 0; +inf where q = 0 < p).
+    double (*sum_p_log_p)(const T* p, std::int64_t n);
+    double (*sum_p_log_p_over_q)(const T* p, const T* q, std::int64_t n);
+
     // Element-wise exp, log, expm1, log1p and tanh (for tests of the vector math).
     void (*exp)(const T* x, std::int64_t n, T* out);
     void (*log)(const T* x, std::int64_t n, T* out);

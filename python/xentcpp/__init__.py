@@ -4,9 +4,28 @@ The loss is ``logsumexp(x) - x[y]`` computed with the row maximum subtracted, in
 read NumPy arrays without copying them and release the GIL.
 """
 
+from ._binary import binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad
 from ._core import __version__, simd_target
 from ._cross_entropy import cross_entropy, cross_entropy_grad, cross_entropy_value_and_grad
+from ._information import entropy, kl_div
+from ._nll import nll_loss, nll_loss_grad
+from ._softmax import log_softmax, logsumexp, softmax
 
-__all__ = ["__version__", "cross_entropy", "cross_entropy_grad", "cross_entropy_value_and_grad", "simd_target"]
+__all__ = [
+    "__version__",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_grad",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "cross_entropy_value_and_grad",
+    "entropy",
+    "kl_div",
+    "log_softmax",
+    "logsumexp",
+    "nll_loss",
+    "nll_loss_grad",
+    "simd_target",
+    "softmax",
+]
 
 simd_target()  # fail at import, not at the first call, when XENTCPP_SIMD names no runnable target

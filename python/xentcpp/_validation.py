@@ -138,8 +138,7 @@ def prepare(
             raise ValueError(f"weight must have shape ({classes},), one entry per class, got {w.shape}")
         w = np.ascontiguousarray(w, dtype=dtype)
 
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of 'none', 'sum', 'mean', got {reduction!r}")
+    check_reduction(reduction)
     label_smoothing = float(label_smoothing)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
@@ -260,3 +259,22 @@ def locate_label_error(err: IndexError, batch_shape: Tuple[int, ...]) -> IndexEr
             index = ", ".join(str(int(i)) for i in where)
             message = message.replace(match.group(0), f"target[{index}]")
     return IndexError(message)
+
+
+def float_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as a float32 or float64 array: those pass through; half precision becomes float32 and
+    other real numbers float64 (one conversion); anything else is a TypeError."""
+    a = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if a.dtype in (np.float32, np.float64):
+        return a
+    if is_half(a.dtype):
+        return a.astype(np.float32)
+    if a.dtype.kind in "biuf":
+        return a.astype(np.float64)
+    raise TypeError(f"{name} must be an array of real numbers, got dtype {a.dtype}")
+
+
+def check_reduction(reduction: Any) -> str:
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of 'none', 'sum', 'mean', got {reduction!r}")
+    return reduction

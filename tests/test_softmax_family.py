@@ -1,0 +1,105 @@
+"""logsumexp, softmax and log_softmax against scipy.special and float64 formulas, along every axis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from cases import FLOATS
+
+import xentcpp as xc
+
+special = pytest.importorskip("scipy.special")
+
+TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-6}
+SHAPES = [(7,), (3, 70), (4, 5, 6), (2, 3, 40000)]
+
+
+def _close(actual, expected, dtype):
+    np.testing.assert_allclose(actual, expected, rtol=TOL[np.dtype(dtype)], atol=TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_every_axis_matches_scipy(rng, dtype, shape):
+    x = (10.0 * rng.standard_normal(shape)).astype(dtype)
+    x64 = x.astype(np.float64)
+    for axis in range(-len(shape), len(shape)):
+        lse = xc.logsumexp(x, axis)
+        assert lse.dtype == dtype
+        _close(lse, special.logsumexp(x64, axis=axis), dtype)
+        _close(xc.logsumexp(x, axis, keepdims=True), special.logsumexp(x64, axis=axis, keepdims=True), dtype)
+        _close(xc.softmax(x, axis), special.softmax(x64, axis=axis), dtype)
+        _close(xc.log_softmax(x, axis), special.log_softmax(x64, axis=axis), dtype)
+    _close(xc.logsumexp(x, None), special.logsumexp(x64), dtype)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_shift_invariance_at_huge_magnitudes(rng, axis):
+    x = rng.integers(-20, 20, (6, 5)).astype(np.float64)  # + 2**50 and + 1e300 * k stay exact
+    for shift in (2.0**50, -(2.0**50)):
+        np.testing.assert_allclose(xc.softmax(x + shift, axis), xc.softmax(x, axis), rtol=1e-13)
+        np.testing.assert_allclose(xc.log_softmax(x + shift, axis), xc.log_softmax(x, axis), rtol=1e-13, atol=1e-13)
+        # the result is rounded to the spacing of the shift's magnitude
+        np.testing.assert_allclose(xc.logsumexp(x + shift, axis) - shift, xc.logsumexp(x, axis), atol=np.spacing(abs(shift)))
+    huge = 1e300 * np.array([[1.0, 1.0, 0.5], [-1.0, -1.0, -0.5]])
+    for a in (huge, huge.T):
+        np.testing.assert_allclose(xc.softmax(a), special.softmax(a, axis=-1), rtol=1e-15)
+        np.testing.assert_array_equal(xc.logsumexp(a), special.logsumexp(a, axis=-1))
+        np.testing.assert_allclose(xc.log_softmax(a), special.log_softmax(a, axis=-1), rtol=1e-15)
+
+
+def test_masked_entries_and_special_rows():
+    x = np.array([[0.0, -np.inf, 0.0], [-np.inf, -np.inf, -np.inf], [np.nan, 1.0, 2.0]])
+    lse = xc.logsumexp(x)
+    assert lse[0] == pytest.approx(np.log(2.0)) and lse[1] == -np.inf and np.isnan(lse[2])
+    p = xc.softmax(x)
+    np.testing.assert_array_equal(p[0], [0.5, 0.0, 0.5])
+    assert np.isnan(p[1]).all() and np.isnan(p[2]).all()
+    lp = xc.log_softmax(x)
+    assert lp[0, 1] == -np.inf and lp[0, 0] == pytest.approx(-np.log(2.0))
+    assert xc.log_softmax(np.array([0.0, -1000.0]))[1] == -1000.0
+
+
+@pytest.mark.parametrize("function", [xc.softmax, xc.log_softmax])
+@pytest.mark.parametrize("axis", [0, -1])
+def test_out_and_in_place(rng, function, axis):
+    x = rng.standard_normal((5, 9))
+    expected = function(x, axis)
+    out = np.empty_like(x)
+    assert function(x, axis, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    y = x.copy()
+    function(y, axis, out=y)
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_input_not_copied_nor_modified(rng):
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    before = x.copy()
+    xc.softmax(x, axis=1)
+    xc.logsumexp(x, axis=0)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_empty_axis_and_other_dtypes():
+    assert xc.logsumexp(np.zeros((2, 0)), -1).tolist() == [-np.inf, -np.inf]
+    assert xc.softmax(np.zeros((2, 0))).shape == (2, 0)
+    np.testing.assert_allclose(xc.softmax([1, 2, 3]), special.softmax([1.0, 2.0, 3.0]), rtol=1e-15)
+    assert xc.softmax(np.zeros(3, np.float16)).dtype == np.float32
+
+
+def test_errors():
+    with pytest.raises(TypeError, match="real numbers"):
+        xc.softmax(np.array(["a", "b"]))
+    with pytest.raises(TypeError, match="real numbers"):
+        xc.logsumexp(np.array([1j]))
+    with pytest.raises(np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError):
+        xc.softmax(np.zeros((2, 3)), axis=2)
+    with pytest.raises(ValueError, match="shape"):
+        xc.softmax(np.zeros((2, 3)), out=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="writeable"):
+        out = np.zeros((2, 3))
+        out.flags.writeable = False
+        xc.log_softmax(np.zeros((2, 3)), out=out)
+    with pytest.raises(TypeError, match="ndarray"):
+        xc.softmax(np.zeros(3), out=[0.0, 0.0, 0.0])
