@@ -1,0 +1,167 @@
+// The C++ API beyond float/double cross-entropy: half-precision storage (computed exactly as the
+// float path on the widened values, then rounded once), the z-loss term, and functions.hpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include <xentcpp/functions.hpp>
+#include <xentcpp/xentcpp.hpp>
+
+namespace {
+
+using xentcpp::Reduction;
+
+std::vector<float> normals(std::size_t n, float scale, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::normal_distribution<float> dist(0.0f, scale);
+    std::vector<float> v(n);
+    for (float& x : v) x = dist(gen);
+    return v;
+}
+
+std::vector<std::int64_t> labels(std::int64_t rows, std::int64_t classes, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::vector<std::int64_t> y(static_cast<std::size_t>(rows));
+    for (auto& v : y) v = static_cast<std::int64_t>(gen() % static_cast<unsigned>(classes));
+    return y;
+}
+
+xentcpp::float16 to_half(float f) {
+    const _Float16 h = static_cast<_Float16>(f);
+    xentcpp::float16 out;
+    std::memcpy(&out.bits, &h, sizeof h);
+    return out;
+}
+
+float from_half(xentcpp::float16 h) {
+    _Float16 v;
+    std::memcpy(&v, &h.bits, sizeof v);
+    return static_cast<float>(v);
+}
+
+// Every kernel path: few classes, one chunk per row, several chunks, a row split across threads.
+class HalfPaths : public ::testing::TestWithParam<std::pair<std::int64_t, std::int64_t>> {};
+
+TEST_P(HalfPaths, Float16IsTheFloatPathOnTheWidenedValuesRoundedOnce) {
+    const auto [rows, classes] = GetParam();
+    const std::size_t n = static_cast<std::size_t>(rows * classes);
+    std::vector<float> raw = normals(n, 3.0f, 7);
+    std::vector<xentcpp::float16> half(n);
+    std::vector<float> widened(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        half[i] = to_half(raw[i]);
+        widened[i] = from_half(half[i]);
+    }
+    const std::vector<std::int64_t> y = labels(rows, classes, 11);
+    xentcpp::Options<float> options;
+    options.z_loss = 1e-3;
+    options.reduction = Reduction::none;
+
+    xentcpp::Problem<float> as_float{widened.data(), rows, classes, y.data(), nullptr};
+    std::vector<float> losses(static_cast<std::size_t>(rows)), grad(n);
+    const double total = xentcpp::value_and_grad<float>(as_float, options, losses.data(), grad.data());
+
+    xentcpp::Problem<xentcpp::float16> as_half{half.data(), rows, classes, y.data(), nullptr};
+    std::vector<float> half_losses(static_cast<std::size_t>(rows));
+    std::vector<xentcpp::float16> half_grad(n);
+    const double half_total =
+        xentcpp::value_and_grad<xentcpp::float16>(as_half, options, half_losses.data(), half_grad.data());
+
+    EXPECT_EQ(total, half_total);
+    EXPECT_EQ(losses, half_losses);
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(half_grad[i].bits, to_half(grad[i]).bits) << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Core, HalfPaths,
+                         ::testing::Values(std::make_pair(std::int64_t{37}, std::int64_t{10}),
+                                           std::make_pair(std::int64_t{9}, std::int64_t{1000}),
+                                           std::make_pair(std::int64_t{5}, std::int64_t{70000}),
+                                           std::make_pair(std::int64_t{1}, std::int64_t{70000})));
+
+TEST(ZLoss, AddsLambdaLseSquaredAndItsGradient) {
+    const std::vector<double> x = {1.0, 2.0, 3.0, -1.0, 0.5, 0.0};
+    const std::vector<std::int64_t> y = {2, -100};  // the second row is ignored
+    xentcpp::Problem<double> problem{x.data(), 2, 3, y.data(), nullptr};
+    xentcpp::Options<double> options;
+    options.z_loss = 0.1;
+    std::vector<double> grad(6);
+    const xentcpp::GradRequest<double> request{grad.data(), 1.0, nullptr};
+    const xentcpp::Totals totals = xentcpp::compute<double>(problem, options, nullptr, &request);
+    const double lse = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0));
+    EXPECT_NEAR(totals.z_loss, 0.1 * lse * lse, 1e-14);
+    EXPECT_NEAR(totals.loss, (lse - 3.0) + 0.1 * lse * lse, 1e-14);
+    for (int c = 0; c < 3; ++c) {
+        const double p = std::exp(x[static_cast<std::size_t>(c)] - lse);
+        EXPECT_NEAR(grad[static_cast<std::size_t>(c)], p * (1.0 + 0.2 * lse) - (c == 2 ? 1.0 : 0.0), 1e-14);
+        EXPECT_EQ(grad[static_cast<std::size_t>(3 + c)], 0.0);
+    }
+}
+
+TEST(Functions, SoftmaxFamilyRowsAndColumnsAgree) {
+    // x as (outer 2, classes 5, inner 3); the same numbers transposed to rows of 5 classes.
+    const std::vector<double> x = [] {
+        std::vector<float> f = normals(30, 4.0f, 3);
+        return std::vector<double>(f.begin(), f.end());
+    }();
+    std::vector<double> rows(30);
+    for (int o = 0; o < 2; ++o)
+        for (int c = 0; c < 5; ++c)
+            for (int i = 0; i < 3; ++i) rows[static_cast<std::size_t>((o * 3 + i) * 5 + c)] = x[static_cast<std::size_t>((o * 5 + c) * 3 + i)];
+    std::vector<double> lse_columns(6), lse_rows(6), p_columns(30), p_rows(30), lp_rows(30);
+    xentcpp::logsumexp(x.data(), {2, 5, 3}, lse_columns.data());
+    xentcpp::logsumexp(rows.data(), {6, 5, 1}, lse_rows.data());
+    xentcpp::softmax(x.data(), {2, 5, 3}, p_columns.data());
+    xentcpp::softmax(rows.data(), {6, 5, 1}, p_rows.data());
+    xentcpp::log_softmax(rows.data(), {6, 5, 1}, lp_rows.data());
+    for (int o = 0; o < 2; ++o) {
+        for (int i = 0; i < 3; ++i) {
+            const std::size_t r = static_cast<std::size_t>(o * 3 + i);
+            EXPECT_NEAR(lse_columns[static_cast<std::size_t>(o * 3 + i)], lse_rows[r], 1e-13);
+            double sum = 0.0;
+            for (int c = 0; c < 5; ++c) {
+                const std::size_t at = r * 5 + static_cast<std::size_t>(c);
+                EXPECT_NEAR(p_columns[static_cast<std::size_t>((o * 5 + c) * 3 + i)], p_rows[at], 1e-15);
+                EXPECT_NEAR(lp_rows[at], rows[at] - lse_rows[r], 1e-13);
+                sum += p_rows[at];
+            }
+            EXPECT_NEAR(sum, 1.0, 1e-15);
+        }
+    }
+}
+
+TEST(Functions, NllBinaryAndInformation) {
+    const std::vector<double> lp = {std::log(0.5), std::log(0.25), std::log(0.25)};
+    const std::vector<std::int64_t> y = {1};
+    EXPECT_NEAR(xentcpp::nll_loss<double>(lp.data(), 1, 3, y.data(), nullptr, -100,
+                                  Reduction::mean, nullptr, nullptr),
+                std::log(4.0), 1e-15);
+    const std::vector<std::int64_t> bad = {3};
+    EXPECT_THROW(xentcpp::nll_loss<double>(lp.data(), 1, 3, bad.data(), nullptr, -100,
+                                   Reduction::sum, nullptr, nullptr),
+                 std::out_of_range);
+
+    const std::vector<double> x = {0.0, 1e4, -1e4}, t = {1.0, 0.0, 0.0};
+    std::vector<double> losses(3);
+    xentcpp::binary_cross_entropy_with_logits<double>(x.data(), t.data(), 1, 3, nullptr, nullptr,
+                                              nullptr, Reduction::none, losses.data(), nullptr);
+    EXPECT_NEAR(losses[0], std::log(2.0), 1e-15);
+    EXPECT_EQ(losses[1], 1e4);
+    EXPECT_EQ(losses[2], 0.0);
+
+    const std::vector<double> p = {0.25, 0.25, 0.25, 0.25, 1.0, 0.0, 0.0, 0.0};
+    std::vector<double> h(2), kl(2);
+    xentcpp::entropy(p.data(), 2, 4, h.data());
+    EXPECT_NEAR(h[0], std::log(4.0), 1e-15);
+    EXPECT_EQ(h[1], 0.0);
+    const std::vector<double> q = {0.25, 0.25, 0.25, 0.25, 0.5, 0.5, 0.0, 0.0};
+    xentcpp::kl_div(p.data(), q.data(), 2, 4, kl.data());
+    EXPECT_EQ(kl[0], 0.0);
+    EXPECT_NEAR(kl[1], std::log(2.0), 1e-15);
+}
+
+}  // namespace
