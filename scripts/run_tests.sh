@@ -13,7 +13,7 @@ if ! dpkg-query -W -f='${Status}' libgtest-dev 2>/dev/null | grep -q "ok install
   $sudo apt-get install -y -qq libgtest-dev
 fi
 
-"$python" -m pip install -q ".[test]"
+"$python" -m pip install -q ".[test,examples]"
 # PyTorch is the parity peer; torch==2.13.0 is a local CPU build on the project's machines.
 if [ "${XENTCPP_TEST_TORCH:-1}" != 0 ] && ! "$python" -c "import torch" 2>/dev/null; then
   "$python" -m pip install -q torch==2.13.0
