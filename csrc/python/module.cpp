@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "config.hpp"
 #include "xentcpp/xentcpp.hpp"
 
 namespace py = pybind11;
@@ -213,4 +214,5 @@ PYBIND11_MODULE(_core, m) {
     m.def("simd_target_supported", [](const std::string& name) { return xentcpp::simd_target_supported(name.c_str()); },
           "Whether this build and CPU can run the named SIMD target.");
     m.attr("__version__") = XENTCPP_VERSION;
+    xentcpp_bind_config(m);  // compiler, SIMD targets, OpenMP and the thread count (config.cpp)
 }
