@@ -13,11 +13,21 @@ if ! dpkg-query -W -f='${Status}' libgtest-dev 2>/dev/null | grep -q "ok install
   $sudo apt-get install -y -qq libgtest-dev
 fi
 
-"$python" -m pip install -q ".[test,examples]"
+"$python" -m pip install -q ".[test,examples,dev]"
 # PyTorch is the parity peer; torch==2.13.0 is a local CPU build on the project's machines.
 if [ "${XENTCPP_TEST_TORCH:-1}" != 0 ] && ! "$python" -c "import torch" 2>/dev/null; then
   "$python" -m pip install -q torch==2.13.0
 fi
+
+# Lint and types: ruff on every Python file, mypy --strict on the package and tests/typing (the
+# overloads users' annotations rely on). xentcpp/torch.py is type-checked when PyTorch is installed.
+# Without PyTorch, xentcpp/torch.py (which then raises ImportError by design) is left out of both.
+mypy_skip=() pytest_skip=()
+if ! "$python" -c "import torch" 2>/dev/null; then
+  mypy_skip=(--exclude 'xentcpp/torch\.py$') pytest_skip=(--ignore-glob='*/xentcpp/torch.py')
+fi
+"$python" -m ruff check python tests examples benchmarks
+"$python" -m mypy "${mypy_skip[@]}"
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
@@ -37,6 +47,6 @@ for target in $targets; do
   echo "=== SIMD target: $target"
   XENTCPP_SIMD=$target ctest --test-dir tests --output-on-failure
   XENTCPP_SIMD=$target "$python" -m pytest ../tests --pyargs xentcpp --doctest-modules -c ../pyproject.toml \
-    --rootdir .. -p no:cacheprovider -q
+    --rootdir .. -p no:cacheprovider -q "${pytest_skip[@]}"
 done
 

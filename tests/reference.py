@@ -104,7 +104,7 @@ def ref_grad(x, target, grad_output=1.0, *, axis=-1, weight=None, ignore_index=-
             s = np.full(r.x.shape[0], scale)
         else:
             raise ValueError(f"reference: unknown reduction {reduction!r}")
-        nll, p = _nll(r.x, from_logits, epsilon)
+        _, p = _nll(r.x, from_logits, epsilon)
         if from_logits:
             g = p * np.sum(r.coef, axis=-1, keepdims=True) - r.coef
         else:

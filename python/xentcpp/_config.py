@@ -34,7 +34,8 @@ def _version() -> str:
     ``_core`` (a build imported from a source or build tree, where the metadata may be another copy's)."""
     try:
         dist = metadata.distribution("xentcpp")
-        if Path(str(dist.locate_file("xentcpp/__init__.py"))).resolve() == Path(__file__).parent.resolve() / "__init__.py":
+        installed = Path(str(dist.locate_file("xentcpp/__init__.py"))).resolve()
+        if installed == Path(__file__).parent.resolve() / "__init__.py":
             return dist.version
     except metadata.PackageNotFoundError:
         pass

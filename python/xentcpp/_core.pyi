@@ -1,6 +1,6 @@
 """Type stub for the C++ extension xentcpp._core (private: use the functions of xentcpp)."""
 
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -43,3 +43,19 @@ def fast(
     arguments are not a 2-D C-contiguous float32/float64 input with C-contiguous int64 labels, a known
     reduction, an int ignore_index, a float label_smoothing in [0, 1], and an out that is None, the
     input, or a writeable C-contiguous array of its shape and dtype overlapping no argument."""
+
+# Build and runtime facts and the thread count (csrc/python/config.cpp; public in xentcpp._config).
+def compiler() -> str:
+    """The compiler that built the extension, with its version."""
+
+def openmp() -> dict[str, Any]:
+    """enabled, version (yyyymm), library (the runtime's file or None), max_threads, processors."""
+
+def get_num_threads() -> int:
+    """omp_get_max_threads() of the calling thread (1 without OpenMP)."""
+
+def set_num_threads(n: int) -> None:
+    """omp_set_num_threads(n) for the calling thread; n >= 1, checked by the caller."""
+
+def simd_target_compiled(name: str) -> bool:
+    """Whether this build includes the named SIMD target."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Literal, Optional, Tuple, TypeVar, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -122,6 +122,27 @@ def _gradient(call: _validation.Call, out: Optional[np.ndarray], **kwargs: Any) 
     return total, out
 
 
+# Overloads: the result's type follows `reduction` (a float for "mean" and "sum", an array for "none",
+# either for a str known only at run time), so `loss: float = cross_entropy(x, y)` type-checks. A new
+# keyword goes into every overload as into the implementation (tests/typing/check_overloads.py checks).
+@overload
+def cross_entropy(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ...,
+) -> float: ...
+@overload
+def cross_entropy(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["none"], label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ...,
+) -> np.ndarray: ...
+@overload
+def cross_entropy(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: str = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ...,
+) -> Loss: ...
 @_doc
 def cross_entropy(
     input: ArrayLike,
@@ -168,7 +189,7 @@ def cross_entropy(
     """
     result = _fast(_LOSS, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits, epsilon)
     if result is not None:
-        return result
+        return result  # type: ignore[no-any-return]
     call = _validation.prepare(
         input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon,
@@ -234,7 +255,7 @@ def cross_entropy_grad(
         grad_output,
     )
     if result is not None:
-        return result
+        return result  # type: ignore[no-any-return]
     call = _validation.prepare(
         input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon,
@@ -243,6 +264,25 @@ def cross_entropy_grad(
     return _gradient(call, out, grad_output=scalar, grad_output_rows=rows)[1]
 
 
+# Overloads on `reduction`, as cross_entropy's.
+@overload
+def cross_entropy_value_and_grad(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., out: Optional[np.ndarray] = ...,
+) -> Tuple[float, np.ndarray]: ...
+@overload
+def cross_entropy_value_and_grad(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["none"], label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., out: Optional[np.ndarray] = ...,
+) -> Tuple[np.ndarray, np.ndarray]: ...
+@overload
+def cross_entropy_value_and_grad(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: str = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., out: Optional[np.ndarray] = ...,
+) -> Tuple[Loss, np.ndarray]: ...
 @_doc
 def cross_entropy_value_and_grad(
     input: ArrayLike,

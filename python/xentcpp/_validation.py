@@ -54,7 +54,8 @@ class Call:
 
     @property
     def weight(self) -> Optional[np.ndarray]:
-        return self.options["weight"]
+        weight: Optional[np.ndarray] = self.options["weight"]
+        return weight
 
     @property
     def class_axis_last(self) -> bool:
@@ -74,7 +75,7 @@ def prepare(
     epsilon: float,
 ) -> Call:
     """Check every argument and convert the arrays for the core (see the module docstring)."""
-    x = input if isinstance(input, np.ndarray) else np.asarray(input)
+    x: np.ndarray = input if isinstance(input, np.ndarray) else np.asarray(input)
     if x.dtype.kind != "f" or x.dtype.itemsize not in (2, 4, 8):
         raise TypeError(
             f"input must be a float16, float32 or float64 array, got dtype {x.dtype}; "
@@ -171,7 +172,7 @@ def _int64(value: Any, name: str) -> int:
         raise TypeError(f"{name} must be an integer, got {value!r}") from None
     if not _INT64_MIN <= value <= _INT64_MAX:
         raise ValueError(f"{name} must fit in 64 bits, got {value}")
-    return value
+    return int(value)
 
 
 def grad_output_rows(call: Call, grad_output: Any) -> tuple[float, Optional[np.ndarray]]:

@@ -17,7 +17,7 @@ Example (not a doctest: the package's doctests also run where PyTorch is not ins
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 try:
     import torch
@@ -66,14 +66,15 @@ class _CrossEntropy(torch.autograd.Function):
     def forward(ctx: FunctionCtx, input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor],
                 ignore_index: int, reduction: str, label_smoothing: float) -> torch.Tensor:
         axis = 1 if input.dim() > 1 else 0  # PyTorch's class dimension
-        options = {"axis": axis, "weight": None if weight is None else _array(weight),
-                   "ignore_index": ignore_index, "reduction": reduction, "label_smoothing": label_smoothing}
-        x, t = _array(input), _array(target)
+        x, t, w = _array(input), _array(target), None if weight is None else _array(weight)
+        loss: Any
         if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
-            loss, grad = _np_value_and_grad(x, t, **options)
+            loss, grad = _np_value_and_grad(x, t, axis=axis, weight=w, ignore_index=ignore_index,
+                                            reduction=reduction, label_smoothing=label_smoothing)
             ctx.save_for_backward(torch.from_numpy(grad))
         else:
-            loss = _np_cross_entropy(x, t, **options)
+            loss = _np_cross_entropy(x, t, axis=axis, weight=w, ignore_index=ignore_index, reduction=reduction,
+                                     label_smoothing=label_smoothing)
         ctx.axis, ctx.reduction = axis, reduction  # type: ignore[attr-defined]
         if reduction == "none":
             return torch.from_numpy(loss)
@@ -137,8 +138,8 @@ def cross_entropy(
         A class index outside ``[0, C)`` that is not ``ignore_index``.
     """
     _check(input, target, weight)
-    result: torch.Tensor = _CrossEntropy.apply(input, target, weight, ignore_index, reduction, label_smoothing)
-    return result
+    apply: Callable[..., torch.Tensor] = _CrossEntropy.apply  # untyped in torch's stubs
+    return apply(input, target, weight, ignore_index, reduction, label_smoothing)
 
 
 class CrossEntropyLoss(torch.nn.Module):
@@ -152,6 +153,8 @@ class CrossEntropyLoss(torch.nn.Module):
     ignore_index, reduction, label_smoothing
         As :func:`cross_entropy`.
     """
+
+    weight: Optional[torch.Tensor]
 
     def __init__(self, weight: Optional[torch.Tensor] = None, *, ignore_index: int = -100,
                  reduction: str = "mean", label_smoothing: float = 0.0) -> None:
