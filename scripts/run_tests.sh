@@ -29,6 +29,17 @@ fi
 "$python" -m ruff check python tests examples benchmarks
 "$python" -m mypy "${mypy_skip[@]}"
 
+# The wheel as users get it (pip wheel, in a scratch directory outside the tree), and on Linux
+# auditwheel's account of it: the libraries it needs and the manylinux tag they allow (which must
+# exist: a symbol or library outside every manylinux policy fails here; repair is cibuildwheel's job).
+wheel_dir=$(mktemp -d)
+trap 'rm -rf "$wheel_dir"' EXIT
+"$python" -m pip wheel . --no-deps -q -w "$wheel_dir"
+if [ "$(uname -s)" = Linux ]; then
+  "$python" -m auditwheel show "$wheel_dir"/xentcpp-*.whl | tee "$wheel_dir/show.txt"
+  tr -s '\n' ' ' < "$wheel_dir/show.txt" | grep -Eq 'platform tag (to|:) "?manylinux_[0-9]+_[0-9]+_'
+fi
+
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S . -B build/tests "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON
