@@ -41,7 +41,8 @@ def load(seed: int = 0) -> Data:
 
 
 class Softmax:
-    """Softmax regression: ``logits = x @ w + b``."""
+    """Softmax regression: ``logits = x @ w + b``, from zero (the loss is convex: no seed needed; ``rng``
+    is taken so that both models are built alike)."""
 
     def __init__(self, features: int, classes: int, rng: np.random.Generator) -> None:
         self.params = [np.zeros((features, classes), np.float32), np.zeros(classes, np.float32)]
