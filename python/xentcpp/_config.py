@@ -130,7 +130,7 @@ def _format(info: dict[str, Any]) -> str:
     forced = f" (forced by XENTCPP_SIMD={simd['forced_by_XENTCPP_SIMD']})" if simd["forced_by_XENTCPP_SIMD"] else ""
     if omp["enabled"]:
         version = f"{_OPENMP_VERSIONS.get(omp['version'], '?')} ({omp['version']})"
-        threads_line = (f"OpenMP {version} ({omp['library'] or 'runtime file unknown'}); "
+        threads_line = (f"OpenMP {version}, {omp['library'] or 'runtime file unknown'}; "
                         f"{omp['max_threads']} threads for calls from this thread, {omp['processors']} processors")
     else:
         threads_line = "no OpenMP: one thread"
