@@ -13,10 +13,32 @@ if ! dpkg-query -W -f='${Status}' libgtest-dev 2>/dev/null | grep -q "ok install
   $sudo apt-get install -y -qq libgtest-dev
 fi
 
-"$python" -m pip install -q ".[test]"
+"$python" -m pip install -q ".[test,examples,dev]"
 # PyTorch is the parity peer; torch==2.13.0 is a local CPU build on the project's machines.
 if [ "${XENTCPP_TEST_TORCH:-1}" != 0 ] && ! "$python" -c "import torch" 2>/dev/null; then
   "$python" -m pip install -q torch==2.13.0
+fi
+
+# Lint and types: ruff on every Python file, mypy --strict on the package and tests/typing (the
+# overloads users' annotations rely on). xentcpp/torch.py is type-checked when PyTorch is installed.
+# Without PyTorch, xentcpp/torch.py (which then raises ImportError by design) is left out of both.
+mypy_skip=() pytest_skip=()
+if ! "$python" -c "import torch" 2>/dev/null; then
+  mypy_skip=(--exclude 'xentcpp/torch\.py$')
+  pytest_skip=(--ignore="$("$python" -c "import os, xentcpp; print(os.path.join(os.path.dirname(xentcpp.__file__), 'torch.py'))")")
+fi
+"$python" -m ruff check python tests examples benchmarks
+"$python" -m mypy "${mypy_skip[@]}"
+
+# The wheel as users get it (pip wheel, in a scratch directory outside the tree), and on Linux
+# auditwheel's account of it: the libraries it needs and the manylinux tag they allow (which must
+# exist: a symbol or library outside every manylinux policy fails here; repair is cibuildwheel's job).
+wheel_dir=$(mktemp -d)
+trap 'rm -rf "$wheel_dir"' EXIT
+"$python" -m pip wheel . --no-deps -q -w "$wheel_dir"
+if [ "$(uname -s)" = Linux ]; then
+  "$python" -m auditwheel show "$wheel_dir"/xentcpp-*.whl | tee "$wheel_dir/show.txt"
+  tr -s '\n' ' ' < "$wheel_dir/show.txt" | grep -Eq 'platform tag (to|:) "?manylinux_[0-9]+_[0-9]+_'
 fi
 
 generator=()
@@ -37,6 +59,6 @@ for target in $targets; do
   echo "=== SIMD target: $target"
   XENTCPP_SIMD=$target ctest --test-dir tests --output-on-failure
   XENTCPP_SIMD=$target "$python" -m pytest ../tests --pyargs xentcpp --doctest-modules -c ../pyproject.toml \
-    --rootdir .. -p no:cacheprovider -q
+    --rootdir .. -p no:cacheprovider -q "${pytest_skip[@]}"
 done
 

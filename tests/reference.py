@@ -135,7 +135,7 @@ def ref_grad(x, target, grad_output=1.0, *, axis=-1, weight=None, ignore_index=-
             raise ValueError(f"reference: unknown reduction {reduction!r}")
         s_z = s if s_z is None else s_z
         xs, chain = _capped(r.x, softcap)
-        nll, p = _nll(xs, from_logits, epsilon)
+        _, p = _nll(xs, from_logits, epsilon)
         if from_logits:
             g = s[:, None] * (p * np.sum(r.coef, axis=-1, keepdims=True) - r.coef)
             if z_loss:

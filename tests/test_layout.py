@@ -95,7 +95,7 @@ def test_out_separate_array(rng, dtype, layout):
     assert not np.shares_memory(out, x)
     np.testing.assert_array_equal(out, expected)
     out2 = np.full(x.shape, 7.0, dtype=dtype)
-    loss, g = xc.cross_entropy_value_and_grad(x, t, weight=w, out=out2)
+    _, g = xc.cross_entropy_value_and_grad(x, t, weight=w, out=out2)
     assert g is out2
     np.testing.assert_array_equal(out2, expected)
 

@@ -40,7 +40,8 @@ def test_shift_invariance_at_huge_magnitudes(rng, axis):
         np.testing.assert_allclose(xc.softmax(x + shift, axis), xc.softmax(x, axis), rtol=1e-13)
         np.testing.assert_allclose(xc.log_softmax(x + shift, axis), xc.log_softmax(x, axis), rtol=1e-13, atol=1e-13)
         # the result is rounded to the spacing of the shift's magnitude
-        np.testing.assert_allclose(xc.logsumexp(x + shift, axis) - shift, xc.logsumexp(x, axis), atol=np.spacing(abs(shift)))
+        np.testing.assert_allclose(xc.logsumexp(x + shift, axis) - shift, xc.logsumexp(x, axis),
+                                   atol=np.spacing(abs(shift)))
     huge = 1e300 * np.array([[1.0, 1.0, 0.5], [-1.0, -1.0, -0.5]])
     for a in (huge, huge.T):
         np.testing.assert_allclose(xc.softmax(a), special.softmax(a, axis=-1), rtol=1e-15)
@@ -93,7 +94,7 @@ def test_errors():
         xc.softmax(np.array(["a", "b"]))
     with pytest.raises(TypeError, match="real numbers"):
         xc.logsumexp(np.array([1j]))
-    with pytest.raises(np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError):
+    with pytest.raises(ValueError, match="axis 2 is out of bounds"):  # numpy's AxisError is a ValueError
         xc.softmax(np.zeros((2, 3)), axis=2)
     with pytest.raises(ValueError, match="shape"):
         xc.softmax(np.zeros((2, 3)), out=np.zeros((3, 2)))

@@ -77,7 +77,7 @@ class BandwidthMeter:
             ``write`` (``np.copyto`` of a scalar); ``copy`` (``np.copyto`` of the array: bytes read plus
             bytes written per second, twice the destination's bytes per second).
         """
-        best = {name: math.inf for name in self.kernels}
+        best = dict.fromkeys(self.kernels, math.inf)
         for _ in range(repeats):
             for name, kernel in self.kernels.items():
                 best[name] = min(best[name], run_threads(kernel, self.threads))

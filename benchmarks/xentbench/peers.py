@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
+
 import xentcpp as xc
 
 from . import THREADS

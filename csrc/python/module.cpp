@@ -14,6 +14,7 @@
 #include <string>
 
 #include "arrays.hpp"
+#include "config.hpp"
 #include "xentcpp/xentcpp.hpp"
 
 namespace py = pybind11;
@@ -219,4 +220,5 @@ PYBIND11_MODULE(_core, m) {
           "Whether this build and CPU can run the named SIMD target.");
     bind_functions(m);
     m.attr("__version__") = XENTCPP_VERSION;
+    xentcpp_bind_config(m);  // compiler, SIMD targets, OpenMP and the thread count (config.cpp)
 }

@@ -133,9 +133,27 @@ template const Kernels<double>& kernels<double>();
 
 const char* xentcpp::simd_target() { return simd::target_name(simd::active_target()); }
 
-bool xentcpp::simd_target_supported(const char* name) {
-    for (const simd::Target t : simd::kTargets) {
-        if (std::string(name) == simd::target_name(t)) return simd::target_supported(t);
+namespace {
+
+// The target called `name`, if there is one.
+bool named_target(const char* name, xentcpp::simd::Target& target) {
+    for (const xentcpp::simd::Target t : xentcpp::simd::kTargets) {
+        if (std::string(name) == xentcpp::simd::target_name(t)) {
+            target = t;
+            return true;
+        }
     }
     return false;
+}
+
+}  // namespace
+
+bool xentcpp::simd_target_supported(const char* name) {
+    simd::Target t{};
+    return named_target(name, t) && simd::target_supported(t);
+}
+
+bool xentcpp::simd_target_compiled(const char* name) {
+    simd::Target t{};
+    return named_target(name, t) && simd::target_compiled(t);
 }

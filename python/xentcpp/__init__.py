@@ -5,7 +5,8 @@ read NumPy arrays without copying them and release the GIL.
 """
 
 from ._binary import binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad
-from ._core import __version__, simd_target
+from ._config import __version__, get_num_threads, set_num_threads, show_config, threads
+from ._core import simd_target
 from ._cross_entropy import cross_entropy, cross_entropy_grad, cross_entropy_value_and_grad
 from ._information import entropy, kl_div
 from ._nll import nll_loss, nll_loss_grad
@@ -19,13 +20,17 @@ __all__ = [
     "cross_entropy_grad",
     "cross_entropy_value_and_grad",
     "entropy",
+    "get_num_threads",
     "kl_div",
     "log_softmax",
     "logsumexp",
     "nll_loss",
     "nll_loss_grad",
+    "set_num_threads",
+    "show_config",
     "simd_target",
     "softmax",
+    "threads",
 ]
 
 simd_target()  # fail at import, not at the first call, when XENTCPP_SIMD names no runnable target

@@ -31,7 +31,9 @@ class _Call:
     reduction: str
 
 
-def _class_vector(value: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+def _class_vector(
+    value: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """(per-class vector, per-element array): a value that varies along the last axis only is a vector."""
     if value is None:
         return None, None
@@ -48,6 +50,11 @@ def _class_vector(value: Any, shape: Tuple[int, ...], dtype: np.dtype, name: str
     return None, np.ascontiguousarray(np.broadcast_to(v, shape)).reshape(-1, classes)
 
 
+def _as_rows(a: np.ndarray, dtype: np.dtype, classes: int) -> np.ndarray:
+    """``a`` as C-contiguous (rows, classes) of ``dtype``, the last axis being the classes."""
+    return np.ascontiguousarray(a, dtype=dtype).reshape(-1, classes) if classes else a.reshape(0, 1)
+
+
 def _prepare(input: ArrayLike, target: ArrayLike, weight: Any, pos_weight: Any, reduction: str) -> _Call:
     x = float_array(input, "input")
     t = float_array(target, "target")
@@ -56,14 +63,13 @@ def _prepare(input: ArrayLike, target: ArrayLike, weight: Any, pos_weight: Any, 
     dtype = np.result_type(x.dtype, t.dtype)
     shape = x.shape
     classes = shape[-1] if shape else 1
-    rows = (lambda a: np.ascontiguousarray(a, dtype=dtype).reshape(-1, classes) if classes else a.reshape(0, 1))
     class_weight, element_weight = _class_vector(weight, shape, dtype, "weight")
     pos, pos_full = _class_vector(pos_weight, shape, dtype, "pos_weight")
     if pos_full is not None:
         raise ValueError("pos_weight must vary along the last (class) axis only")
     options = dict(weight=element_weight, class_weight=class_weight, pos_weight=pos,
                    reduction=check_reduction(reduction))
-    return _Call(rows(x), rows(t), options, shape, reduction)
+    return _Call(_as_rows(x, dtype, classes), _as_rows(t, dtype, classes), options, shape, reduction)
 
 
 def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLike] = None, *,

@@ -1,6 +1,6 @@
 """Type stub for the C++ extension xentcpp._core (private: use the functions of xentcpp)."""
 
-from typing import Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -51,3 +51,56 @@ def fast(
     arguments are not a 2-D C-contiguous float32/float64 input with C-contiguous int64 labels, a known
     reduction, an int ignore_index, a float label_smoothing in [0, 1], and an out that is None, the
     input, or a writeable C-contiguous array of its shape and dtype overlapping no argument."""
+
+# Build and runtime facts and the thread count (csrc/python/config.cpp; public in xentcpp._config).
+def compiler() -> str:
+    """The compiler that built the extension, with its version."""
+
+def openmp() -> dict[str, Any]:
+    """enabled, version (yyyymm), library (the runtime's file or None), max_threads, processors."""
+
+def get_num_threads() -> int:
+    """omp_get_max_threads() of the calling thread (1 without OpenMP)."""
+
+def set_num_threads(n: int) -> None:
+    """omp_set_num_threads(n) for the calling thread; n >= 1, checked by the caller."""
+
+def simd_target_compiled(name: str) -> bool:
+    """Whether this build includes the named SIMD target."""
+
+def softmax_family(
+    input: _Float, outer: int, classes: int, inner: int, op: int, out: _Float
+) -> None:
+    """op 0: logsumexp, 1: softmax, 2: log_softmax of a C-contiguous (outer, classes, inner) block into out."""
+
+def nll_loss(
+    log_probs: _Float,
+    labels: npt.NDArray[np.int64],
+    *,
+    weight: Optional[_Float] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    row_losses: Optional[_Float] = None,
+    grad: Optional[_Float] = None,
+    grad_output: float = 1.0,
+    grad_output_rows: Optional[_Float] = None,
+) -> float:
+    """PyTorch's NLL of (rows, classes) log-probabilities: the reduced loss; per-row losses and gradient when asked."""
+
+def bce_with_logits(
+    input: _Float,
+    target: _Float,
+    *,
+    weight: Optional[_Float] = None,
+    class_weight: Optional[_Float] = None,
+    pos_weight: Optional[_Float] = None,
+    reduction: str = "mean",
+    losses: Optional[_Float] = None,
+    grad: Optional[_Float] = None,
+    grad_output: float = 1.0,
+    grad_output_elements: Optional[_Float] = None,
+) -> float:
+    """Binary cross-entropy with logits of (rows, classes) arrays; per-element losses and gradient when asked."""
+
+def information(p: _Float, q: Optional[_Float] = None, *, out: _Float) -> None:
+    """Per-row entropy of p (q None) or KL(p || q), in nats, into out."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Literal, Optional, Tuple, TypeVar, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -87,7 +87,8 @@ def _fast(
     then converts, or words the error. Keeps small calls within a few microseconds."""
     if (
         weight is None and from_logits is True and (axis == -1 or axis == 1) and softcap is None
-        and type(z_loss) is float and z_loss == 0.0 and type(epsilon) is float and 0.0 <= epsilon < 0.5 and type(grad_output) is float
+        and type(z_loss) is float and z_loss == 0.0
+        and type(epsilon) is float and 0.0 <= epsilon < 0.5 and type(grad_output) is float
     ):
         return _core.fast(input, target, want, reduction, ignore_index, label_smoothing, grad_output, out)
     return None
@@ -96,7 +97,9 @@ def _fast(
 def _run(call: _validation.Call, **kwargs: Any) -> Tuple[float, float]:
     """The core's totals: the loss (z-loss included) and the z-loss term."""
     try:
-        totals: Tuple[float, float] = _core.cross_entropy(call.input, call.target, **call.options, **kwargs)
+        totals: Tuple[float, float] = _core.cross_entropy(
+            call.input, call.target, **call.options, **kwargs
+        )
         return totals
     except IndexError as err:
         raise _validation.locate_label_error(err, call.batch_shape) from None
@@ -127,7 +130,9 @@ class _Losses:
         return (loss, z_loss) if self.return_z_loss else loss
 
 
-def _gradient(call: _validation.Call, out: Optional[np.ndarray], **kwargs: Any) -> Tuple[Tuple[float, float], np.ndarray]:
+def _gradient(
+    call: _validation.Call, out: Optional[np.ndarray], **kwargs: Any
+) -> Tuple[Tuple[float, float], np.ndarray]:
     """Runs the core with a gradient buffer; writes straight into ``out`` (or the new result) when its
     layout is the core's, else into a scratch buffer that is converted once."""
     direct = call.class_axis_last and call.input.dtype == call.input_dtype
@@ -146,6 +151,51 @@ def _gradient(call: _validation.Call, out: Optional[np.ndarray], **kwargs: Any) 
     return total, out
 
 
+# Overloads: the result's type follows `reduction` (a float for "mean" and "sum", an array for "none",
+# either for a str known only at run time), so `loss: float = cross_entropy(x, y)` type-checks. A new
+# keyword goes into every overload as into the implementation (tests/typing/check_overloads.py checks).
+@overload
+def cross_entropy(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: Literal[False] = ...,
+) -> float: ...
+@overload
+def cross_entropy(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["none"], label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: Literal[False] = ...,
+) -> np.ndarray: ...
+@overload
+def cross_entropy(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: Literal[True],
+) -> Tuple[float, float]: ...
+@overload
+def cross_entropy(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["none"], label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: Literal[True],
+) -> Tuple[np.ndarray, np.ndarray]: ...
+@overload
+def cross_entropy(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: str = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: Literal[False] = ...,
+) -> Loss: ...
+@overload
+def cross_entropy(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: str = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: bool = ...,
+) -> Any: ...
 @_doc
 def cross_entropy(
     input: ArrayLike,
@@ -280,6 +330,49 @@ def cross_entropy_grad(
     return _gradient(call, out, grad_output=scalar, grad_output_rows=rows)[1]
 
 
+# Overloads on `reduction`, as cross_entropy's.
+@overload
+def cross_entropy_value_and_grad(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: Literal[False] = ..., out: Optional[np.ndarray] = ...,
+) -> Tuple[float, np.ndarray]: ...
+@overload
+def cross_entropy_value_and_grad(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["none"], label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: Literal[False] = ..., out: Optional[np.ndarray] = ...,
+) -> Tuple[np.ndarray, np.ndarray]: ...
+@overload
+def cross_entropy_value_and_grad(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: Literal[True], out: Optional[np.ndarray] = ...,
+) -> Tuple[Tuple[float, float], np.ndarray]: ...
+@overload
+def cross_entropy_value_and_grad(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: Literal["none"], label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: Literal[True], out: Optional[np.ndarray] = ...,
+) -> Tuple[Tuple[np.ndarray, np.ndarray], np.ndarray]: ...
+@overload
+def cross_entropy_value_and_grad(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: str = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: Literal[False] = ..., out: Optional[np.ndarray] = ...,
+) -> Tuple[Loss, np.ndarray]: ...
+@overload
+def cross_entropy_value_and_grad(
+    input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
+    ignore_index: int = ..., reduction: str = ..., label_smoothing: float = ...,
+    from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
+    return_z_loss: bool = ..., out: Optional[np.ndarray] = ...,
+) -> Tuple[Any, np.ndarray]: ...
 @_doc
 def cross_entropy_value_and_grad(
     input: ArrayLike,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
-from ._validation import float_array, normalize_axis_index
+from ._validation import axis_index, float_array
 
 __all__ = ["entropy", "kl_div"]
 
@@ -23,7 +22,7 @@ def _rows(a: np.ndarray, axis: int) -> np.ndarray:
 def _measure(p: np.ndarray, q: Optional[np.ndarray], axis: int, base: Optional[float]) -> Any:
     if p.ndim == 0:
         raise ValueError("p must have at least one dimension (the axis of the distribution)")
-    axis = normalize_axis_index(operator.index(axis), p.ndim)
+    axis = axis_index(axis, p.ndim)
     if base is not None and not (float(base) > 0.0 and float(base) != 1.0 and math.isfinite(float(base))):
         raise ValueError(f"base must be a positive number other than 1, got {base}")
     batch = p.shape[:axis] + p.shape[axis + 1 :]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, Optional, Tuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
-from ._validation import float_array, normalize_axis_index
+from ._validation import axis_index, float_array
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
@@ -22,7 +21,7 @@ def _layout(x: np.ndarray, axis: Optional[int]) -> Tuple[np.ndarray, int, int, i
     x = np.ascontiguousarray(x)
     if axis is None or x.ndim == 0:
         return x, 1, x.size, 1, None
-    axis = normalize_axis_index(operator.index(axis), x.ndim)
+    axis = axis_index(axis, x.ndim)
     return x, math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1 :]), axis
 
 

@@ -68,7 +68,8 @@ class Call:
 
     @property
     def weight(self) -> Optional[np.ndarray]:
-        return self.options["weight"]
+        weight: Optional[np.ndarray] = self.options["weight"]
+        return weight
 
     @property
     def class_axis_last(self) -> bool:
@@ -90,7 +91,7 @@ def prepare(
     softcap: Optional[float] = None,
 ) -> Call:
     """Check every argument and convert the arrays for the core (see the module docstring)."""
-    x = input if isinstance(input, np.ndarray) else np.asarray(input)
+    x: np.ndarray = input if isinstance(input, np.ndarray) else np.asarray(input)
     if not ((x.dtype.kind == "f" and x.dtype.itemsize in (2, 4, 8)) or is_half(x.dtype)):
         raise TypeError(
             f"input must be a float16, bfloat16, float32 or float64 array, got dtype {x.dtype}; "
@@ -201,7 +202,7 @@ def _int64(value: Any, name: str) -> int:
         raise TypeError(f"{name} must be an integer, got {value!r}") from None
     if not _INT64_MIN <= value <= _INT64_MAX:
         raise ValueError(f"{name} must fit in 64 bits, got {value}")
-    return value
+    return int(value)
 
 
 def grad_output_rows(call: Call, grad_output: Any) -> tuple[float, Optional[np.ndarray]]:
@@ -278,3 +279,8 @@ def check_reduction(reduction: Any) -> str:
     if not isinstance(reduction, str) or reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of 'none', 'sum', 'mean', got {reduction!r}")
     return reduction
+
+
+def axis_index(axis: Any, ndim: int) -> int:
+    """``axis`` as an index in ``[0, ndim)`` (NumPy's AxisError, a ValueError, when out of range)."""
+    return int(normalize_axis_index(operator.index(axis), ndim))

@@ -125,4 +125,7 @@ const char* simd_target();
 // Whether this build and CPU can run the named SIMD target (tests run each one via XENTCPP_SIMD).
 bool simd_target_supported(const char* name);
 
+// Whether this build includes the named SIMD target, whether or not this CPU can run it.
+bool simd_target_compiled(const char* name);
+
 }  // namespace xentcpp

@@ -1,0 +1,167 @@
+"""PyTorch interop: :func:`cross_entropy`, a drop-in for ``torch.nn.functional.cross_entropy`` on CPU
+float32/float64 tensors, and :class:`CrossEntropyLoss`, for ``torch.nn.CrossEntropyLoss``.
+
+The forward pass runs xentcpp's fused kernel on the tensors' own memory (``Tensor.numpy()`` shares it;
+a non-contiguous tensor is made contiguous first) and keeps the gradient it computed in the same pass;
+the backward pass only scales it by the upstream gradient. Importable only when PyTorch is installed.
+
+Example (not a doctest: the package's doctests also run where PyTorch is not installed)::
+
+    import torch
+    import xentcpp.torch as xt
+
+    logits = torch.tensor([[2.0, 1.0, 0.1]], requires_grad=True)
+    loss = xt.cross_entropy(logits, torch.tensor([0]))   # tensor(0.4170, grad_fn=...)
+    loss.backward()                                       # logits.grad: softmax - onehot
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+try:
+    import torch
+except ImportError as err:  # pragma: no cover - exercised in a subprocess without torch
+    raise ImportError("xentcpp.torch needs PyTorch: install it (`pip install torch`), or use xentcpp's "
+                      "NumPy functions directly") from err
+
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+from ._cross_entropy import cross_entropy as _np_cross_entropy
+from ._cross_entropy import cross_entropy_value_and_grad as _np_value_and_grad
+
+__all__ = ["CrossEntropyLoss", "cross_entropy"]
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _array(tensor: torch.Tensor) -> Any:
+    """The tensor's memory as a NumPy array (shared: no copy when it is contiguous)."""
+    return tensor.detach().contiguous().numpy()
+
+
+def _check(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor]) -> None:
+    if not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor):
+        raise TypeError("xentcpp.torch.cross_entropy takes torch tensors for input and target")
+    for name, t in (("input", input), ("target", target), ("weight", weight)):
+        if t is not None and t.device.type != "cpu":
+            raise ValueError(f"xentcpp.torch runs on CPU tensors; {name} is on {t.device}")
+    if input.dtype not in _DTYPES:
+        raise TypeError(f"input must be float32 or float64, got {input.dtype}")
+    if input.dim() == 0:
+        raise ValueError("input must have a class dimension: (C,), (N, C) or (N, C, d1, ...)")
+    if target.is_floating_point():
+        if target.dtype != input.dtype:
+            raise TypeError(f"probability targets must have the input's dtype {input.dtype}, got {target.dtype}")
+        if target.requires_grad:
+            raise ValueError("xentcpp.torch gives no gradient with respect to probability targets: detach them")
+    if weight is not None and (weight.dtype != input.dtype or weight.dim() != 1):
+        raise TypeError(f"weight must be a 1-D tensor of the input's dtype {input.dtype}")
+
+
+class _CrossEntropy(torch.autograd.Function):
+    """Loss forward; d(loss)/d(input) computed in the same fused pass and scaled in backward."""
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor],
+                ignore_index: int, reduction: str, label_smoothing: float) -> torch.Tensor:
+        axis = 1 if input.dim() > 1 else 0  # PyTorch's class dimension
+        x, t, w = _array(input), _array(target), None if weight is None else _array(weight)
+        loss: Any
+        if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
+            loss, grad = _np_value_and_grad(x, t, axis=axis, weight=w, ignore_index=ignore_index,
+                                            reduction=reduction, label_smoothing=label_smoothing)
+            ctx.save_for_backward(torch.from_numpy(grad))
+        else:
+            loss = _np_cross_entropy(x, t, axis=axis, weight=w, ignore_index=ignore_index, reduction=reduction,
+                                     label_smoothing=label_smoothing)
+        ctx.axis, ctx.reduction = axis, reduction  # type: ignore[attr-defined]
+        if reduction == "none":
+            return torch.from_numpy(loss)
+        return torch.tensor(loss, dtype=input.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Optional[torch.Tensor], None, None, None, None, None]:
+        (grad,) = ctx.saved_tensors
+        if ctx.reduction == "none":
+            grad_output = grad_output.unsqueeze(ctx.axis)  # one upstream value per row, across its classes
+        return grad * grad_output, None, None, None, None, None
+
+
+def cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: Optional[torch.Tensor] = None,
+    *,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """``torch.nn.functional.cross_entropy`` computed by xentcpp, with autograd.
+
+    Same arguments and results as PyTorch's (but ``size_average`` and ``reduce``, deprecated there, are
+    absent, and the options after ``weight`` are keyword-only): ``input`` of shape ``(C,)``, ``(N, C)``
+    or ``(N, C, d1, ...)``; ``target`` class indices of ``input``'s shape without ``C``, or probabilities
+    of ``input``'s shape. The two documented deviations of xentcpp apply (a probability target of 0 on a
+    ``-inf`` logit adds 0, not ``nan``; a mean over zero total weight has a zero gradient).
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        CPU float32 or float64 logits; a gradient is computed when it requires one.
+    target : torch.Tensor
+        Class indices (an integer tensor) or probabilities (the input's dtype, no gradient).
+    weight : torch.Tensor of shape (C,), optional
+        A weight per class, of the input's dtype.
+    ignore_index : int, default -100
+        Class-index targets equal to it are left out (of the loss, the mean's denominator, the gradient).
+    reduction : {"mean", "sum", "none"}, default "mean"
+        As in PyTorch.
+    label_smoothing : float in [0, 1], default 0.0
+        As in PyTorch.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar for ``"mean"`` and ``"sum"`` (accumulated in float64, returned in the input's dtype);
+        for ``"none"``, the loss of each row, of ``target``'s shape without ``C``.
+
+    Raises
+    ------
+    TypeError
+        Not tensors, a dtype other than float32/float64, a weight or probability target of another dtype.
+    ValueError
+        A tensor not on the CPU, a probability target that requires a gradient, and what
+        :func:`xentcpp.cross_entropy` refuses (shapes, options).
+    IndexError
+        A class index outside ``[0, C)`` that is not ``ignore_index``.
+    """
+    _check(input, target, weight)
+    apply: Callable[..., torch.Tensor] = _CrossEntropy.apply  # untyped in torch's stubs
+    return apply(input, target, weight, ignore_index, reduction, label_smoothing)
+
+
+class CrossEntropyLoss(torch.nn.Module):
+    """``torch.nn.CrossEntropyLoss`` computed by xentcpp: the options are stored, :func:`cross_entropy` is
+    called in ``forward``.
+
+    Parameters
+    ----------
+    weight : torch.Tensor of shape (C,), optional
+        Registered as a buffer, as PyTorch does.
+    ignore_index, reduction, label_smoothing
+        As :func:`cross_entropy`.
+    """
+
+    weight: Optional[torch.Tensor]
+
+    def __init__(self, weight: Optional[torch.Tensor] = None, *, ignore_index: int = -100,
+                 reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
+                             label_smoothing=self.label_smoothing)
