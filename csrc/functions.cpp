@@ -9,18 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "blocks.hpp"
 #include "labels.hpp"
 #include "simd/kernels.hpp"
 
 namespace xentcpp {
 namespace {
 
-constexpr std::int64_t kBlockElements = std::int64_t{1} << 15;
-constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;  // below this, fork/join costs more
-
-void require(bool ok, const char* what) {
-    if (!ok) throw std::invalid_argument(std::string("xentcpp: ") + what);
-}
+using detail::require;
 
 void check_shape(std::int64_t rows, std::int64_t classes, std::int64_t inner = 1) {
     require(rows >= 0 && inner >= 1, "rows must be >= 0 and inner >= 1");
@@ -28,19 +24,10 @@ void check_shape(std::int64_t rows, std::int64_t classes, std::int64_t inner = 1
     require(rows <= std::numeric_limits<std::int64_t>::max() / classes / inner, "the size overflows a 64-bit index");
 }
 
-// Sum of block(begin, end) over fixed blocks of about kBlockElements elements, in block order.
+// Rows shared out in fixed blocks, their sums added in block order (blocks.hpp).
 template <typename BlockFn>
 double sweep(std::int64_t rows, std::int64_t row_elements, const BlockFn& block) {
-    const std::int64_t per_block = std::max<std::int64_t>(1, kBlockElements / row_elements);
-    const std::int64_t blocks = (rows + per_block - 1) / per_block;
-    std::vector<double> sums(static_cast<std::size_t>(blocks), 0.0);
-#pragma omp parallel for schedule(static) if (blocks > 1 && rows * row_elements >= kParallelElements)
-    for (std::int64_t b = 0; b < blocks; ++b) {
-        sums[static_cast<std::size_t>(b)] = block(b * per_block, std::min(rows, (b + 1) * per_block));
-    }
-    double total = 0.0;
-    for (const double s : sums) total += s;
-    return total;
+    return detail::sweep_blocks<double>(rows, row_elements, false, block);
 }
 
 template <typename T>

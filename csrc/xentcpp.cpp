@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "blocks.hpp"
 #include "labels.hpp"
 #include "row_kernels.hpp"
 #include "simd/kernels.hpp"
@@ -31,15 +32,12 @@ namespace {
 using detail::Counted;
 using detail::RowSpec;
 
-constexpr std::int64_t kBlockElements = std::int64_t{1} << 15;     // ~128 KiB of float logits: L2-resident
-constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;  // below this, fork/join costs more
+using detail::kBlockElements;
+using detail::require;
+using detail::sweep_blocks;
 constexpr std::int64_t kChunk = kBlockElements;
 constexpr std::int64_t kScratch = kChunk + kChunk / simd::kBlock;  // one chunk's exps and block maxima
 constexpr std::int64_t kStreamBytes = std::int64_t{32} << 20;  // about the size of the last-level cache
-
-void require(bool ok, const char* what) {
-    if (!ok) throw std::invalid_argument(std::string("xentcpp: ") + what);
-}
 
 template <typename S>
 void check_call(const Problem<S>& problem, const Options<compute_t<S>>& options) {
@@ -107,25 +105,6 @@ std::int64_t thread_index() {
 }
 
 using simd::LossSums;
-
-LossSums operator+(LossSums a, LossSums b) { return {a.loss + b.loss, a.z_loss + b.z_loss}; }
-
-// Sum of block(begin, end) over blocks of rows, in an order fixed by the shape (see 3. above). Blocks
-// go to threads unless `rows_split` says each row is itself split across them (same sum either way).
-template <typename BlockFn>
-LossSums sweep_blocks(std::int64_t rows, std::int64_t classes, bool rows_split, const BlockFn& block) {
-    const std::int64_t rows_per_block = std::max<std::int64_t>(1, kBlockElements / classes);
-    const std::int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
-    std::vector<LossSums> block_sums(static_cast<std::size_t>(blocks));
-    const bool parallel = !rows_split && blocks > 1 && rows * classes >= kParallelElements;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (std::int64_t b = 0; b < blocks; ++b) {
-        block_sums[static_cast<std::size_t>(b)] = block(b * rows_per_block, std::min(rows, (b + 1) * rows_per_block));
-    }
-    LossSums total;
-    for (const LossSums& s : block_sums) total = total + s;
-    return total;
-}
 
 // The caller's memory as the compute type, when it is already that type (else never called).
 template <typename T, typename S>
@@ -367,7 +346,7 @@ LossSums sweep_small_rows(const Problem<S>& problem, const Options<compute_t<S>>
     rows.scale = scales.loss;
     rows.z_loss = options.z_loss;
     rows.z_scale = scales.z_loss;
-    return sweep_blocks(problem.rows, n, false, [&](std::int64_t begin, std::int64_t end) {
+    return sweep_blocks<LossSums>(problem.rows, n, false, [&](std::int64_t begin, std::int64_t end) {
         simd::SmallRows<T> block = rows;
         block.rows = end - begin;
         block.labels = problem.labels + begin;
@@ -442,7 +421,7 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
             if (row_z_losses) row_z_losses[i] = static_cast<T>(loss.z_loss);
             return loss;
         };
-        total = sweep_blocks(problem.rows, n, logits_row.split(), [&](std::int64_t begin, std::int64_t end) {
+        total = sweep_blocks<LossSums>(problem.rows, n, logits_row.split(), [&](std::int64_t begin, std::int64_t end) {
             LossSums sum;
             for (std::int64_t i = begin; i < end; ++i) sum = sum + row(i);
             logits_row.end_block();

@@ -73,6 +73,8 @@ struct LossSums {
     double z_loss = 0.0;
 };
 
+inline LossSums operator+(LossSums a, LossSums b) { return {a.loss + b.loss, a.z_loss + b.z_loss}; }
+
 // Statistics and stored exponentials are kept per block of this many elements (L1-resident).
 inline constexpr std::int64_t kBlock = 2048;
 

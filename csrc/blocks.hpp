@@ -1,0 +1,37 @@
+// What the drivers share: argument checks and the sweep over rows in fixed blocks whose partial sums
+// are added in block order, so that results do not depend on the number of OpenMP threads.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace xentcpp::detail {
+
+inline constexpr std::int64_t kBlockElements = std::int64_t{1} << 15;     // ~128 KiB of floats: L2-resident
+inline constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;  // below this, fork/join costs more
+
+inline void require(bool ok, const char* what) {
+    if (!ok) throw std::invalid_argument(std::string("xentcpp: ") + what);
+}
+
+// The sum of block(begin, end) over blocks of about kBlockElements elements (rows of `row_elements`),
+// in block order. Blocks go to threads unless `serial` (e.g. each row is itself split across them).
+template <typename Sum, typename BlockFn>
+Sum sweep_blocks(std::int64_t rows, std::int64_t row_elements, bool serial, const BlockFn& block) {
+    const std::int64_t per_block = std::max<std::int64_t>(1, kBlockElements / row_elements);
+    const std::int64_t blocks = (rows + per_block - 1) / per_block;
+    std::vector<Sum> sums(static_cast<std::size_t>(blocks));
+    const bool parallel = !serial && blocks > 1 && rows * row_elements >= kParallelElements;
+#pragma omp parallel for schedule(static) if (parallel)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+        sums[static_cast<std::size_t>(b)] = block(b * per_block, std::min(rows, (b + 1) * per_block));
+    }
+    Sum total{};
+    for (const Sum& s : sums) total = total + s;
+    return total;
+}
+
+}  // namespace xentcpp::detail
