@@ -53,6 +53,10 @@ void check_call(const Problem<T>& problem, const Options<T>& options) {
     require(options.reduction == Reduction::none || options.reduction == Reduction::sum ||
                 options.reduction == Reduction::mean,
             "unknown reduction");
+    // A weight is a class's importance: NaN or a negative one is refused (PyTorch takes them silently).
+    for (std::int64_t c = 0; options.weight != nullptr && c < problem.classes; ++c) {
+        require(options.weight[c] >= T(0), "weight must be >= 0 for every class (no NaN, no negative weight)");
+    }
 }
 
 // Checks every label and returns the mean's denominator: the summed weight of the rows that count.
