@@ -47,10 +47,16 @@ void set_target(xentcpp::Problem<T>& problem, const Array<T>& probs) {
     problem.probs = probs.data();
 }
 
+// Whether the array's data is aligned for its dtype: the kernels read elements as T, never unaligned.
+bool aligned(const py::array& a) {
+    return (a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0;
+}
+
 template <typename T>
 T* writable_rows(std::optional<Array<T>>& array, py::ssize_t size, const char* name) {
     if (!array) return nullptr;
     require(array->size() == size, std::string(name) + " has the wrong size");
+    require(aligned(*array), std::string(name) + " is not aligned");
     return array->mutable_data();  // raises if the array is read-only
 }
 
@@ -62,6 +68,7 @@ double cross_entropy(const Array<T>& input, const Target& target, const std::opt
                      std::optional<Array<T>> grad, double grad_output,
                      const std::optional<Array<T>>& grad_output_rows) {
     require(input.ndim() == 2, "input must be 2-D (rows, classes)");
+    require(aligned(input) && aligned(target), "input and target must be aligned");
     xentcpp::Problem<T> problem;
     problem.input = input.data();
     problem.rows = input.shape(0);
@@ -71,6 +78,7 @@ double cross_entropy(const Array<T>& input, const Target& target, const std::opt
     xentcpp::Options<T> options;
     if (weight) {
         require(weight->size() == problem.classes, "weight must have one entry per class");
+        require(aligned(*weight), "weight is not aligned");
         options.weight = weight->data();
     }
     options.ignore_index = ignore_index;
@@ -85,6 +93,7 @@ double cross_entropy(const Array<T>& input, const Target& target, const std::opt
     request.grad_output = grad_output;
     if (grad_output_rows) {
         require(grad_output_rows->size() == problem.rows, "grad_output must have one entry per row");
+        require(aligned(*grad_output_rows), "grad_output is not aligned");
         request.grad_output_rows = grad_output_rows->data();
     }
 
@@ -107,6 +116,7 @@ py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xe
                       std::int64_t ignore_index, double label_smoothing, double grad_output, py::handle out) {
     const py::ssize_t rows = input.shape(0), classes = input.shape(1);
     if (labels.ndim() != 1 || labels.shape(0) != rows || classes == 0) return py::none();
+    if (!aligned(input) || !aligned(labels)) return py::none();  // the general path copies them
     // out= must be the input itself, or a writeable C-contiguous array of its shape and dtype that
     // overlaps neither the input nor the labels; anything else goes the general way.
     std::optional<Array<T>> out_array;
@@ -114,7 +124,7 @@ py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xe
         if (!Array<T>::check_(out)) return py::none();
         auto a = py::reinterpret_borrow<Array<T>>(out);
         const bool same = a.data() == input.data() && a.ndim() == 2;
-        if (!a.writeable() || a.ndim() != 2 || a.shape(0) != rows || a.shape(1) != classes || overlap(a, labels) ||
+        if (!a.writeable() || !aligned(a) || a.ndim() != 2 || a.shape(0) != rows || a.shape(1) != classes || overlap(a, labels) ||
             (!same && overlap(a, input))) {
             return py::none();
         }
@@ -161,7 +171,9 @@ py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xe
 // the Python layer takes its general path (which also words the errors).
 py::object fast(py::handle input, py::handle target, int want, py::handle reduction, py::handle ignore_index,
                 py::handle label_smoothing, double grad_output, py::handle out) {
+    // A bool ignore_index is an int to Python; the general path refuses it.
     if (!Labels::check_(target) || !py::isinstance<py::str>(reduction) || !py::isinstance<py::int_>(ignore_index) ||
+        PyBool_Check(ignore_index.ptr()) ||
         !py::isinstance<py::float_>(label_smoothing)) {
         return py::none();
     }

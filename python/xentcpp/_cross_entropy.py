@@ -32,7 +32,8 @@ _PARAMETERS = """\
     axis : int, default -1
         The class axis. ``axis=1`` on ``(N, C, d1, ...)`` is PyTorch's layout.
     weight : array_like of shape (C,), optional
-        A weight per class (PyTorch's ``weight``).
+        A weight per class (PyTorch's ``weight``), each >= 0: NaN and negative weights raise
+        ``ValueError`` (PyTorch takes them silently).
     ignore_index : int, default -100
         Class-index targets equal to it add nothing to the loss, nor to the mean's denominator, and
         get a zero gradient. Not allowed with probability targets.
@@ -77,7 +78,7 @@ def _fast(
     as it is) straight to the core, which checks its form and returns None for anything else: the general path
     then converts, or words the error. Keeps small calls within a few microseconds."""
     if (
-        weight is None and from_logits is True and (axis == -1 or axis == 1)
+        weight is None and from_logits is True and type(axis) is int and (axis == -1 or axis == 1)
         and type(epsilon) is float and 0.0 <= epsilon < 0.5 and type(grad_output) is float
     ):
         return _core.fast(input, target, want, reduction, ignore_index, label_smoothing, grad_output, out)
@@ -106,9 +107,11 @@ def _result(call: _validation.Call, total: float, losses: Optional[np.ndarray]) 
 def _gradient(call: _validation.Call, out: Optional[np.ndarray], **kwargs: Any) -> Tuple[float, np.ndarray]:
     """Runs the core with a gradient buffer; writes straight into ``out`` (or the new result) when its
     layout is the core's, else into a scratch buffer that is converted once."""
-    direct = call.class_axis_last and call.dtype == call.input_dtype
     if out is not None:
         _validation.check_out(call, out)
+    # A misaligned out= is written through an aligned scratch buffer, like another layout.
+    direct = call.class_axis_last and call.dtype == call.input_dtype and (out is None or out.flags.aligned)
+    if out is not None:
         buffer = out.reshape(call.input.shape) if direct else np.empty_like(call.input)
     else:
         buffer = np.empty_like(call.input)
