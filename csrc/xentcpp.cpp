@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "fork_guard.hpp"
 #include "row_kernels.hpp"
 #include "simd/kernels.hpp"
 
@@ -269,6 +270,7 @@ template <typename T>
 double compute(const Problem<T>& problem, const Options<T>& options, Out<T> row_losses, const GradRequest<T>* request) {
     check_call(problem, options);
     require(request == nullptr || request->grad != nullptr, "grad is null");
+    detail::install_fork_guard();  // before the first parallel region: a forked child must not hang
     const double denominator = label_denominator(problem, options);
     const RowSpec<T> spec = make_spec(problem, options);
     const std::int64_t n = problem.classes;
