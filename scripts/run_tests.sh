@@ -68,6 +68,10 @@ for target in $targets; do
   echo "=== SIMD target: $target"
   XENTCPP_SIMD=$target ctest --test-dir tests --output-on-failure
   XENTCPP_SIMD=$target "$python" -m pytest ../tests --pyargs xentcpp --doctest-modules -c ../pyproject.toml \
-    --rootdir .. -p no:cacheprovider -q
+    --rootdir .. -p no:cacheprovider -q -m "not slow"
 done
+
+# The slow tests, once, on the default target: an 8.6 GB array of more than 2**31 elements
+# (about 10 GB of free memory and a minute).
+XENTCPP_TEST_HUGE=1 "$python" -m pytest ../tests -c ../pyproject.toml --rootdir .. -p no:cacheprovider -q -s -m slow
 
