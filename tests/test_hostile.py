@@ -56,6 +56,10 @@ def test_bad_label_is_an_index_error_naming_it(name, label, label_dtype):
     assert_raises_untouched(FUNCS[name], IndexError, rf"target\[2\] = {label} is out of range", x, y, **kw)
 
 
+def test_bad_scalar_label_of_a_single_row_is_named_plainly():
+    assert_raises_untouched(xc.cross_entropy, IndexError, r"^target = 9 is out of range", np.zeros(C), 9)
+
+
 @pytest.mark.parametrize("byteorder", ["<", ">"])
 @pytest.mark.parametrize("label", [2**64 - 1, 2**64 - 100, 2**63])
 def test_uint64_labels_beyond_int64_never_wrap(byteorder, label):

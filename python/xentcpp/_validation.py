@@ -242,5 +242,5 @@ def locate_label_error(err: IndexError, batch_shape: Tuple[int, ...]) -> IndexEr
         if match:
             where = np.unravel_index(int(match.group(1)), batch_shape)
             index = ", ".join(str(int(i)) for i in where)
-            message = message.replace(match.group(0), f"target[{index}]")
+            message = message.replace(match.group(0), f"target[{index}]" if batch_shape else "target")
     return IndexError(message)
