@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "fork_guard.hpp"
+
 namespace xentcpp::detail {
 
 inline constexpr std::int64_t kBlockElements = std::int64_t{1} << 15;     // ~128 KiB of floats: L2-resident
@@ -17,6 +19,14 @@ inline void require(bool ok, const char* what) {
     if (!ok) throw std::invalid_argument(std::string("xentcpp: ") + what);
 }
 
+// A class weight is the class's importance: NaN or a negative one is refused (PyTorch takes them silently).
+template <typename T>
+void check_weights(const T* weight, std::int64_t classes) {
+    for (std::int64_t c = 0; weight != nullptr && c < classes; ++c) {
+        require(weight[c] >= T(0), "weight must be >= 0 for every class (no NaN, no negative weight)");
+    }
+}
+
 // The sum of block(begin, end) over blocks of about kBlockElements elements (rows of `row_elements`),
 // in block order. Blocks go to threads unless `serial` (e.g. each row is itself split across them).
 template <typename Sum, typename BlockFn>
@@ -24,7 +34,8 @@ Sum sweep_blocks(std::int64_t rows, std::int64_t row_elements, bool serial, cons
     const std::int64_t per_block = std::max<std::int64_t>(1, kBlockElements / row_elements);
     const std::int64_t blocks = (rows + per_block - 1) / per_block;
     std::vector<Sum> sums(static_cast<std::size_t>(blocks));
-    const bool parallel = !serial && blocks > 1 && rows * row_elements >= kParallelElements;
+    [[maybe_unused]] const bool parallel = !serial && blocks > 1 && rows * row_elements >= kParallelElements;
+    install_fork_guard();
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t b = 0; b < blocks; ++b) {
         sums[static_cast<std::size_t>(b)] = block(b * per_block, std::min(rows, (b + 1) * per_block));

@@ -93,6 +93,7 @@ double nll_loss(const T* log_probs, std::int64_t rows, std::int64_t classes, con
     require(reduction != Reduction::none || row_losses != nullptr || request != nullptr,
             "reduction none needs row_losses");
     require(request == nullptr || request->grad != nullptr, "grad is null");
+    detail::check_weights(weight, classes);
     const detail::Counted counted = detail::count_labels(labels, rows, classes, ignore_index, weight);
     T* grad = request ? request->grad : nullptr;
     double scale = request ? request->grad_output : 0.0;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "fork_guard.hpp"
+
 namespace xentcpp::detail {
 
 // The mean's denominator (the summed weight of the rows that count) and the number of such rows.
@@ -25,6 +27,7 @@ Counted count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t
     const std::int64_t blocks = (rows + kLabelBlock - 1) / kLabelBlock;
     std::vector<Counted> sums(static_cast<std::size_t>(blocks));
     std::vector<std::int64_t> first_bad(static_cast<std::size_t>(blocks), -1);
+    install_fork_guard();
 #pragma omp parallel for schedule(static) if (blocks > 1)
     for (std::int64_t b = 0; b < blocks; ++b) {
         Counted sum;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "blocks.hpp"
+#include "fork_guard.hpp"
 #include "labels.hpp"
 #include "row_kernels.hpp"
 #include "simd/kernels.hpp"
@@ -56,11 +57,16 @@ void check_call(const Problem<S>& problem, const Options<compute_t<S>>& options)
                 options.reduction == Reduction::mean,
             "unknown reduction");
     require(options.z_loss >= 0.0 && std::isfinite(options.z_loss), "z_loss must be finite and >= 0");
-    require(options.softcap >= 0.0 && std::isfinite(options.softcap), "softcap must be finite and > 0 (0: none)");
+    // The cap is applied in the compute type: 1e300 would be inf in float (and inf * tanh(0) NaN),
+    // 1e-50 would be 0 (no cap at all).
+    const auto cap = static_cast<compute_t<S>>(options.softcap);
+    require(options.softcap == 0.0 || (cap > 0 && std::isfinite(cap)),
+            "softcap must be finite and > 0 in the compute type (0: none)");
     require(options.from_logits || (options.z_loss == 0.0 && options.softcap == 0.0),
             "z_loss and softcap apply to logits (from_logits = true)");
     require(options.from_logits || std::is_same_v<S, compute_t<S>>,
             "probability inputs (from_logits = false) must be float or double");
+    detail::check_weights(options.weight, problem.classes);
 }
 
 // Checks every label and counts the rows that count (labels.hpp); probability targets count every row.
@@ -379,6 +385,7 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
     using T = compute_t<S>;
     check_call(problem, options);
     require(request == nullptr || request->grad != nullptr, "grad is null");
+    detail::install_fork_guard();  // before any parallel region (a split row's too): a forked child must not hang
     const Counted counted = count_labels(problem, options);
     const RowSpec<T> spec = make_spec(problem.classes, options);
     const std::int64_t n = problem.classes;

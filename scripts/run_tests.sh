@@ -6,11 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 
-# GoogleTest: Debian's libgtest-dev, found by CMake's find_package(GTest).
-if ! dpkg-query -W -f='${Status}' libgtest-dev 2>/dev/null | grep -q "ok installed"; then
+# Debian packages, installed when missing: GoogleTest (found by CMake's find_package(GTest)),
+# valgrind (the leak check of the extension), clang with its runtime (libFuzzer, for the fuzz target).
+apt_packages=()
+for package in libgtest-dev valgrind clang libclang-rt-dev; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || apt_packages+=("$package")
+done
+if [ ${#apt_packages[@]} -gt 0 ]; then
   sudo=$([ "$(id -u)" = 0 ] || echo sudo)
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq libgtest-dev
+  $sudo apt-get install -y -qq "${apt_packages[@]}"
 fi
 
 "$python" -m pip install -q ".[test,examples,dev]"
@@ -50,6 +55,32 @@ cmake --build build/tests --parallel
 "$python" benchmarks/bench.py --quick --out build/bench-quick > build/bench-quick.log
 echo "benchmark smoke run: ok (build/bench-quick.log)"
 
+# Sanitizers: the C++ suite built with ASan + UBSan (CMakePresets.json "sanitize"), any report fatal,
+# run under the baseline and the active SIMD target (test_sanitizer_canary checks that a read past
+# a buffer inside the kernels is reported). Then the fuzz target, for a bounded time.
+cmake --preset sanitize "${generator[@]}"
+cmake --build build/sanitize --parallel
+active=$("$python" -c "from xentcpp import _core; print(_core.simd_target())")
+for target in $(printf '%s\n' baseline "$active" | sort -u); do
+  echo "=== sanitizers, SIMD target: $target"
+  XENTCPP_SIMD=$target ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build/sanitize --output-on-failure
+done
+cmake --preset fuzz "${generator[@]}"
+cmake --build build/fuzz --parallel
+mkdir -p build/fuzz/corpus  # new inputs go here; the seeds in tests/fuzz/corpus are only read
+build/fuzz/tests/fuzz/fuzz_core -max_total_time="${XENTCPP_FUZZ_SECONDS:-45}" -print_final_stats=1 \
+  -artifact_prefix=build/fuzz/ build/fuzz/corpus tests/fuzz/corpus
+echo "fuzzing: ok"
+
+# Leaks: a loop of calls through the installed extension, raised errors included, under valgrind
+# memcheck (suppressions: CPython's and NumPy's one-time allocations). Any leak or memory error fails.
+real_python=$("$python" -c "import sys; print(sys.executable)")  # not a shim script: valgrind follows no exec
+(cd build && PYTHONMALLOC=malloc timeout 900 valgrind --tool=memcheck --undef-value-errors=no \
+  --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --error-exitcode=99 \
+  --num-callers=40 --suppressions=../tests/leaks/python.supp "$real_python" ../tests/leaks/leak_loop.py 40)
+echo "leak check: ok"
+
 # Every SIMD target this machine runs, each forced through XENTCPP_SIMD: ctest and pytest per target
 # (from outside the source tree, so that the installed package is the one imported).
 targets=$("$python" -c "from xentcpp import _core
@@ -59,6 +90,10 @@ for target in $targets; do
   echo "=== SIMD target: $target"
   XENTCPP_SIMD=$target ctest --test-dir tests --output-on-failure
   XENTCPP_SIMD=$target "$python" -m pytest ../tests --pyargs xentcpp --doctest-modules -c ../pyproject.toml \
-    --rootdir .. -p no:cacheprovider -q "${pytest_skip[@]}"
+    --rootdir .. -p no:cacheprovider -q -m "not slow" "${pytest_skip[@]}"
 done
+
+# The slow tests, once, on the default target: an 8.6 GB array of more than 2**31 elements
+# (about 10 GB of free memory and a minute).
+XENTCPP_TEST_HUGE=1 "$python" -m pytest ../tests -c ../pyproject.toml --rootdir .. -p no:cacheprovider -q -s -m slow
 

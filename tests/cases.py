@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 __all__ = [
     "FLOATS",
     "REDUCTIONS",
     "assert_close",
+    "assert_raises_untouched",
     "check_loss",
     "loss_dtype",
     "make_problem",
@@ -35,6 +37,19 @@ def assert_close(actual, expected, dtype, what):
     """Compare with the tolerance of `dtype` for `what` ("loss" or "grad"); NaN must match NaN."""
     rtol, atol = _TOL[np.dtype(dtype)][what]
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+def assert_raises_untouched(func, exc, match, *args, **kw):
+    """func(*args, **kw) raises exc whose message matches, and no array argument changed (not even
+    an out= buffer: errors are raised before anything is written)."""
+    arrays = [a for a in (*args, *kw.values()) if isinstance(a, np.ndarray)]
+    copies = [a.copy() for a in arrays]
+    with pytest.raises(exc, match=match) as info:
+        func(*args, **kw)
+    for a, a0 in zip(arrays, copies):
+        assert a.dtype == a0.dtype
+        np.testing.assert_array_equal(a, a0)
+    return info
 
 
 def check_loss(actual, expected, dtype, reduction):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cases import assert_raises_untouched
 
 import xentcpp as xc
 
@@ -21,22 +22,6 @@ def _x():
 
 Y = np.array([0, 3, 1])
 P = np.full((3, 4), 0.25)
-
-
-def _snapshot(args, kw):
-    arrays = [a for a in (*args, *kw.values()) if isinstance(a, np.ndarray)]
-    return arrays, [a.copy() for a in arrays]
-
-
-def assert_raises_untouched(func, exc, match, *args, **kw):
-    """func(*args, **kw) raises exc whose message matches, and no array argument changed."""
-    arrays, copies = _snapshot(args, kw)
-    with pytest.raises(exc, match=match) as info:
-        func(*args, **kw)
-    for a, a0 in zip(arrays, copies):
-        assert a.dtype == a0.dtype
-        np.testing.assert_array_equal(a, a0)
-    return info
 
 
 # (id, exception, message pattern, input, target, keyword arguments)

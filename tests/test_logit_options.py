@@ -131,6 +131,16 @@ def test_bad_options(options, message):
             function(x, [0, 1], **options)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("cap", [1e300, 1e-50])
+def test_softcap_out_of_the_compute_types_range_is_refused(dtype, cap):
+    # float32 arithmetic (also for halves): 1e300 would be inf (inf * tanh(0) = NaN), 1e-50 would be 0 (no cap).
+    x = np.full((2, 3), 0.3, dtype)
+    with pytest.raises(ValueError, match="softcap must be finite and > 0 in the compute type"):
+        xc.cross_entropy(x, [0, 1], softcap=cap)
+    assert np.isfinite(xc.cross_entropy(x.astype(np.float64), [0, 1], softcap=cap))  # fine in float64
+
+
 def _torch_reference(torch, x, t, w, reduction, smoothing, z_loss, softcap):
     """The same loss written with PyTorch operations, differentiated by autograd."""
     tx = torch.tensor(x, requires_grad=True)

@@ -45,12 +45,18 @@ inline Storage storage_of(const py::array& input) {
     throw std::invalid_argument("xentcpp._core: input must be float16, bfloat16, float32 or float64");
 }
 
-// The data of `array`: of `dtype` (same type number, native order), C-contiguous, `size` elements.
+// Whether the array's data is aligned for its dtype: the kernels read elements as their type, never unaligned.
+inline bool aligned(const py::array& array) {
+    return (array.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0;
+}
+
+// The data of `array`: of `dtype` (same type number, native order), C-contiguous, aligned, `size` elements.
 template <typename A>
 A* data_of(const py::array& array, const py::dtype& dtype, py::ssize_t size, const std::string& name) {
     require(array.dtype().normalized_num() == dtype.normalized_num() && native_order(array.dtype()),
             name + " must have dtype " + py::str(dtype).cast<std::string>());
     require((array.flags() & py::array::c_style) != 0, name + " must be C-contiguous");
+    require(aligned(array), name + " is not aligned");
     require(array.size() == size, name + " has the wrong size");
     return static_cast<A*>(const_cast<void*>(array.data()));
 }

@@ -121,6 +121,7 @@ py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xe
                       std::int64_t ignore_index, double label_smoothing, double grad_output, py::handle out) {
     const py::ssize_t rows = input.shape(0), classes = input.shape(1);
     if (labels.ndim() != 1 || labels.shape(0) != rows || classes == 0) return py::none();
+    if (!aligned(input) || !aligned(labels)) return py::none();  // the general path copies them
     // out= must be the input itself, or a writeable C-contiguous array of its shape and dtype that
     // overlaps neither the input nor the labels; anything else goes the general way.
     std::optional<Array<T>> out_array;
@@ -128,7 +129,7 @@ py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xe
         if (!Array<T>::check_(out)) return py::none();
         auto a = py::reinterpret_borrow<Array<T>>(out);
         const bool same = a.data() == input.data() && a.ndim() == 2;
-        if (!a.writeable() || a.ndim() != 2 || a.shape(0) != rows || a.shape(1) != classes || overlap(a, labels) ||
+        if (!a.writeable() || !aligned(a) || a.ndim() != 2 || a.shape(0) != rows || a.shape(1) != classes || overlap(a, labels) ||
             (!same && overlap(a, input))) {
             return py::none();
         }
@@ -175,7 +176,9 @@ py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xe
 // the Python layer takes its general path (which also words the errors).
 py::object fast(py::handle input, py::handle target, int want, py::handle reduction, py::handle ignore_index,
                 py::handle label_smoothing, double grad_output, py::handle out) {
+    // A bool ignore_index is an int to Python; the general path refuses it.
     if (!Labels::check_(target) || !py::isinstance<py::str>(reduction) || !py::isinstance<py::int_>(ignore_index) ||
+        PyBool_Check(ignore_index.ptr()) ||
         !py::isinstance<py::float_>(label_smoothing)) {
         return py::none();
     }

@@ -6,6 +6,10 @@
 #include "kernels.hpp"
 #include "xentcpp/xentcpp.hpp"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #define XENTCPP_DECLARE_TARGET(ns)               \
     namespace xentcpp::simd::ns {                \
     const Kernels<float>& float_kernels();       \
@@ -26,15 +30,24 @@ constexpr Target kTargets[] = {Target::avx512, Target::avx2, Target::baseline};
 
 namespace {
 
+#if defined(__x86_64__) || defined(__i386__)
+// F16C (CPUID leaf 1, ECX bit 29) read directly: some compilers' __builtin_cpu_supports (Clang 14)
+// do not know the name.
+bool cpu_has_f16c() {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+}
+#endif
+
 bool cpu_runs(Target target) {
 #if defined(__x86_64__) || defined(__i386__)
     switch (target) {
         case Target::avx512:
             return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
                    __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                   __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+                   __builtin_cpu_supports("fma") && cpu_has_f16c();
         case Target::avx2:
-            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+            return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
         case Target::baseline:
             return true;
     }

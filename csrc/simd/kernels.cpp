@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 
+#include "half_bits.hpp"
 #include "kernels.hpp"
 #include "vector_math.hpp"
 
@@ -420,21 +421,30 @@ void softcap_grad(const T* g, const T* capped, std::int64_t n, T cap, T* out) {
 }
 
 // Note: _Float16 conversions compile to vcvtph2ps/vcvtps2ph where the target has F16C, and to
-// libgcc's exact software conversions on the baseline.
+// libgcc's exact software conversions on the baseline. Compilers without _Float16 here (Clang 14)
+// take the portable conversions of half_bits.hpp, which give the same bits.
 template <typename T>
 void widen_f16(const std::uint16_t* in, std::int64_t n, T* out) {
     for (std::int64_t c = 0; c < n; ++c) {
+#if defined(__FLT16_MAX__)
         _Float16 h;
         std::memcpy(&h, in + c, sizeof h);
         out[c] = static_cast<T>(static_cast<float>(h));
+#else
+        out[c] = static_cast<T>(half_bits_to_float(in[c]));
+#endif
     }
 }
 
 template <typename T>
 void narrow_f16(const T* in, std::int64_t n, std::uint16_t* out) {
     for (std::int64_t c = 0; c < n; ++c) {
+#if defined(__FLT16_MAX__)
         const _Float16 h = static_cast<_Float16>(in[c]);  // one rounding, also from double
         std::memcpy(out + c, &h, sizeof h);
+#else
+        out[c] = double_to_half_bits(static_cast<double>(in[c]));
+#endif
     }
 }
 

@@ -33,7 +33,8 @@ _PARAMETERS = """\
     axis : int, default -1
         The class axis. ``axis=1`` on ``(N, C, d1, ...)`` is PyTorch's layout.
     weight : array_like of shape (C,), optional
-        A weight per class (PyTorch's ``weight``).
+        A weight per class (PyTorch's ``weight``), each >= 0: NaN and negative weights raise
+        ``ValueError`` (PyTorch takes them silently).
     ignore_index : int, default -100
         Class-index targets equal to it add nothing to the loss, nor to the mean's denominator, and
         get a zero gradient. Not allowed with probability targets.
@@ -86,7 +87,7 @@ def _fast(
     as it is) straight to the core, which checks its form and returns None for anything else: the general path
     then converts, or words the error. Keeps small calls within a few microseconds."""
     if (
-        weight is None and from_logits is True and (axis == -1 or axis == 1) and softcap is None
+        weight is None and from_logits is True and type(axis) is int and (axis == -1 or axis == 1) and softcap is None
         and type(z_loss) is float and z_loss == 0.0
         and type(epsilon) is float and 0.0 <= epsilon < 0.5 and type(grad_output) is float
     ):
@@ -135,9 +136,11 @@ def _gradient(
 ) -> Tuple[Tuple[float, float], np.ndarray]:
     """Runs the core with a gradient buffer; writes straight into ``out`` (or the new result) when its
     layout is the core's, else into a scratch buffer that is converted once."""
-    direct = call.class_axis_last and call.input.dtype == call.input_dtype
     if out is not None:
         _validation.check_out(call, out)
+    # A misaligned out= is written through an aligned scratch buffer, like another layout.
+    direct = call.class_axis_last and call.input.dtype == call.input_dtype and (out is None or out.flags.aligned)
+    if out is not None:
         buffer = out.reshape(call.input.shape) if direct else np.empty_like(call.input)
     else:
         buffer = np.empty_like(call.input)

@@ -99,7 +99,7 @@ def prepare(
         )
     if x.ndim == 0:
         raise ValueError("input must have at least one dimension (the class axis), got a 0-d array")
-    axis = normalize_axis_index(operator.index(axis), x.ndim)
+    axis = normalize_axis_index(_int64(axis, "axis"), x.ndim)
     classes = x.shape[axis]
     if classes == 0:
         raise ValueError(f"input has no classes: axis {axis} of shape {x.shape} is empty")
@@ -109,7 +109,7 @@ def prepare(
 
     t = target if isinstance(target, np.ndarray) else np.asarray(target)
     probability_targets = t.shape == x.shape
-    storage = x.dtype
+    storage = x.dtype.newbyteorder("=")  # byte-swapped (big-endian) input is converted once
     if is_half(storage) and (not from_logits or (probability_targets and t.dtype != storage)):
         storage = _FLOAT32  # computed from a float32 copy (see the module docstring)
     rows_view = _rows(x, axis, storage)
@@ -137,19 +137,19 @@ def prepare(
             raise TypeError(f"weight must be real numbers, got dtype {w.dtype}")
         if w.shape != (classes,):
             raise ValueError(f"weight must have shape ({classes},), one entry per class, got {w.shape}")
-        w = np.ascontiguousarray(w, dtype=dtype)
+        w = np.require(w, dtype=dtype, requirements=["C", "A"])
 
     check_reduction(reduction)
-    label_smoothing = float(label_smoothing)
+    label_smoothing = _real(label_smoothing, "label_smoothing")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
-    epsilon = float(epsilon)
+    epsilon = _real(epsilon, "epsilon")
     if not 0.0 <= epsilon < 0.5:
         raise ValueError(f"epsilon must be in [0, 0.5), got {epsilon}")
-    z_loss = float(z_loss)
+    z_loss = _real(z_loss, "z_loss")
     if not 0.0 <= z_loss < math.inf:
         raise ValueError(f"z_loss must be finite and >= 0, got {z_loss}")
-    cap = 0.0 if softcap is None else float(softcap)
+    cap = 0.0 if softcap is None else _real(softcap, "softcap")
     if softcap is not None and not 0.0 < cap < math.inf:
         raise ValueError(f"softcap must be finite and > 0 (or None), got {softcap}")
     if not from_logits and (z_loss != 0.0 or cap != 0.0):
@@ -181,7 +181,8 @@ def _rows(a: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
     """``a`` as C-contiguous (rows, classes) of ``dtype``: a view when it already is one, else one copy."""
     if axis != a.ndim - 1:
         a = np.moveaxis(a, axis, -1)
-    return np.ascontiguousarray(a, dtype=dtype).reshape(-1, a.shape[-1])
+    # "A": a misaligned buffer (e.g. a view at an odd byte offset) is copied, never read unaligned.
+    return np.require(a, dtype=dtype, requirements=["C", "A"]).reshape(-1, a.shape[-1])
 
 
 def _labels(t: np.ndarray) -> np.ndarray:
@@ -190,12 +191,15 @@ def _labels(t: np.ndarray) -> np.ndarray:
             f"class-index targets must be integers, got dtype {t.dtype}; "
             "probability targets must have the input's shape"
         )
-    if t.dtype == np.uint64 and t.size and int(t.max()) > _INT64_MAX:
+    # Any byte order: a uint64 above int64's range would wrap (2**64 - 100 to ignore_index -100).
+    if t.dtype.kind == "u" and t.dtype.itemsize == 8 and t.size and int(t.max()) > _INT64_MAX:
         raise IndexError(f"target holds {int(t.max())}, out of range for any class index")
-    return np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+    return np.require(t, dtype=np.int64, requirements=["C", "A"]).reshape(-1)
 
 
 def _int64(value: Any, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got the bool {value!r}")
     try:
         value = operator.index(value)
     except TypeError:
@@ -205,10 +209,20 @@ def _int64(value: Any, name: str) -> int:
     return int(value)
 
 
+def _real(value: Any, name: str) -> float:
+    """A real option value as a float; strings and other non-numbers are a TypeError, not parsed."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 0:
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {value!r}") from None
+
+
 def grad_output_rows(call: Call, grad_output: Any) -> tuple[float, Optional[np.ndarray]]:
     """The upstream gradient as the core takes it: a scalar, or one value per row (reduction none)."""
     if np.ndim(grad_output) == 0:
-        return float(grad_output), None
+        return _real(grad_output, "grad_output"), None
     if call.reduction != "none":
         raise ValueError(
             f"grad_output must be a scalar for reduction {call.reduction!r}, got shape {np.shape(grad_output)}"
@@ -220,7 +234,7 @@ def grad_output_rows(call: Call, grad_output: Any) -> tuple[float, Optional[np.n
             f"grad_output of shape {np.shape(grad_output)} does not broadcast to the per-row loss shape "
             f"{call.batch_shape}"
         ) from None
-    return 1.0, np.ascontiguousarray(rows).reshape(-1)
+    return 1.0, np.require(rows, requirements=["C", "A"]).reshape(-1)
 
 
 def check_out(call: Call, out: Any) -> None:
@@ -258,7 +272,7 @@ def locate_label_error(err: IndexError, batch_shape: Tuple[int, ...]) -> IndexEr
         if match:
             where = np.unravel_index(int(match.group(1)), batch_shape)
             index = ", ".join(str(int(i)) for i in where)
-            message = message.replace(match.group(0), f"target[{index}]")
+            message = message.replace(match.group(0), f"target[{index}]" if batch_shape else "target")
     return IndexError(message)
 
 
@@ -266,6 +280,8 @@ def float_array(x: Any, name: str) -> np.ndarray:
     """``x`` as a float32 or float64 array: those pass through; half precision becomes float32 and
     other real numbers float64 (one conversion); anything else is a TypeError."""
     a = x if isinstance(x, np.ndarray) else np.asarray(x)
+    if a.dtype.kind == "f":  # byte-swapped or misaligned: converted once (the kernels read native, aligned)
+        a = np.require(a, dtype=a.dtype.newbyteorder("="), requirements=["A"])
     if a.dtype in (np.float32, np.float64):
         return a
     if is_half(a.dtype):

@@ -213,6 +213,20 @@ TYPED_TEST(Errors, InvalidOptions) {
     EXPECT_NO_THROW(c.loss(Reduction::mean));
 }
 
+// A weight is a class's importance: NaN and negative weights are refused (zero and +inf are not).
+TYPED_TEST(Errors, NaNOrNegativeWeight) {
+    using T = TypeParam;
+    Case<T> c = random_index_case<T>(4, 5, 70);
+    for (double bad : {kNaN, -1.0, -kInf, -1e-30}) {
+        SCOPED_TRACE(::testing::Message() << "weight " << bad);
+        c.weight = std::vector<T>(5, T(1));
+        c.weight[3] = static_cast<T>(bad);
+        expect_rejected(c.problem(), c.options(Reduction::mean));
+    }
+    c.weight = {T(0), T(-0.0), T(1), static_cast<T>(kInf), T(2)};
+    EXPECT_NO_THROW(c.loss(Reduction::sum));
+}
+
 TYPED_TEST(Errors, MissingOutputBuffers) {
     using T = TypeParam;
     const Case<T> c = random_index_case<T>(4, 5, 69);

@@ -12,6 +12,8 @@
 #include <xentcpp/functions.hpp>
 #include <xentcpp/xentcpp.hpp>
 
+#include "simd/half_bits.hpp"
+
 namespace {
 
 using xentcpp::Reduction;
@@ -31,18 +33,10 @@ std::vector<std::int64_t> labels(std::int64_t rows, std::int64_t classes, unsign
     return y;
 }
 
-xentcpp::float16 to_half(float f) {
-    const _Float16 h = static_cast<_Float16>(f);
-    xentcpp::float16 out;
-    std::memcpy(&out.bits, &h, sizeof h);
-    return out;
-}
+// Through the portable conversions, which test_half_bits.cpp holds to _Float16's bits.
+xentcpp::float16 to_half(float f) { return {xentcpp::simd::double_to_half_bits(f)}; }
 
-float from_half(xentcpp::float16 h) {
-    _Float16 v;
-    std::memcpy(&v, &h.bits, sizeof v);
-    return static_cast<float>(v);
-}
+float from_half(xentcpp::float16 h) { return xentcpp::simd::half_bits_to_float(h.bits); }
 
 // Every kernel path: few classes, one chunk per row, several chunks, a row split across threads.
 class HalfPaths : public ::testing::TestWithParam<std::pair<std::int64_t, std::int64_t>> {};
