@@ -5,8 +5,9 @@ Run by scripts/run_tests.sh as
 tests/leaks/leak_loop.py``: every call below goes through the extension (the C++ fast path, the
 general path, and _core directly), and every error is raised from C++ or pybind11 while arrays are
 held, so that a reference or a buffer dropped on an error path shows up as memory lost. The loop
-repeats each case ``ROUNDS`` times: a leak per call is then ``ROUNDS`` times larger than anything the
-interpreter itself keeps at exit, and memcheck reports it as definitely lost.
+repeats each case ``rounds`` times (the argument, 40 by default): a leak per call is then ``rounds``
+times larger than anything the interpreter itself keeps at exit, and memcheck reports it as
+definitely lost.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import numpy as np
 
 import xentcpp as xc
 from xentcpp import _core
-
-ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 40
 
 
 def _raises(exc: type[BaseException], func, *args, **kwargs) -> None:
@@ -72,10 +71,11 @@ def one_round(rng: np.random.Generator) -> None:
 
 
 def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 40  # read here: pytest's doctest collection imports this file
     rng = np.random.default_rng(0)
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         one_round(rng)
-    print(f"leak loop: {ROUNDS} rounds done")
+    print(f"leak loop: {rounds} rounds done")
 
 
 if __name__ == "__main__":
