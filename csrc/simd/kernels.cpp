@@ -206,12 +206,54 @@ void softmax_grad(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, cons
     return run(softmax_grad_impl<T, true, false, false>);
 }
 
+// A full group of `lanes` rows (rows × n, n <= kSmallClasses) as class-major vectors: lane j of
+// col[c] is rows[j * n + c]. Each row is loaded as ceil(n / lanes) vectors, which are transposed in
+// registers; lanes past a row's end hold the next row's start (or 0 at the end of the group) and
+// land in col[c >= n], which nobody reads.
+template <typename T>
+XENTCPP_INLINE void load_columns(const T* rows, std::int64_t n, V<T>* col) {
+    constexpr int L = Vec<T>::lanes;
+    const std::int64_t parts = (n + L - 1) / L;
+    for (std::int64_t p = 0; p < parts; ++p) {
+        V<T> r[L];
+        for (int j = 0; j < L; ++j) {
+            const std::int64_t at = j * n + p * L;
+            r[j] = at + L <= L * n ? load(rows + at) : load_partial(rows + at, n - p * L < L ? n - p * L : L, T(0));
+        }
+        transpose<T>(r);
+        for (int i = 0; i < L && p * L + i < n; ++i) col[p * L + i] = r[i];
+    }
+}
+
+// The inverse of load_columns: col[0, n) back into the rows of the group.
+// Note: rows are stored in memory order with whole vectors; the lanes past a row's end spill into
+// the next rows, which are stored afterwards and overwrite them. Only a store that would leave the
+// group is cut to the row's length.
+template <typename T>
+XENTCPP_INLINE void store_columns(const V<T>* col, std::int64_t n, T* rows) {
+    constexpr int L = Vec<T>::lanes;
+    constexpr std::int64_t kMaxParts = (kSmallClasses + L - 1) / L;
+    const std::int64_t parts = (n + L - 1) / L;
+    V<T> r[kMaxParts][L];
+    for (std::int64_t p = 0; p < parts; ++p) {
+        for (int i = 0; i < L; ++i) r[p][i] = p * L + i < n ? col[p * L + i] : splat(T(0));
+        transpose<T>(r[p]);
+    }
+    for (int j = 0; j < L; ++j) {
+        for (std::int64_t p = 0; p < parts; ++p) {
+            const std::int64_t at = j * n + p * L;
+            if (at + L <= L * n) store(rows + at, r[p][j]);
+            else store_partial(rows + at, n - p * L < L ? n - p * L : L, r[p][j]);
+        }
+    }
+}
+
 // One group of up to `lanes` rows starting at r0: lane j owns row r0 + j.
-//   1. transpose the group into buf (class-major), missing rows padded with 0;
-//   2. per class: m = max, then s = sum exp(x - m), and by selects x[y] - m and w[y] (no gathers),
-//      and d = sum_c w_c (x_c - m) when smoothing;
+//   1. transpose the group into class-major vectors (load_columns), missing rows padded with 0;
+//   2. per class: m = max, then s = sum exp(x - m) (the exponentials kept for step 4), and by
+//      selects x[y] - m and w[y] (no gathers), and d = sum_c w_c (x_c - m) when smoothing;
 //   3. loss per lane from log s (vector log), as the per-row kernel does;
-//   4. gradient per class into buf, then transposed back into the rows.
+//   4. gradient per class from the kept exponentials times exp(-log s), transposed back (store_columns).
 // kN > 0: the class count, known at compile time (loops unroll); 0: a.classes at run time.
 template <typename T>
 struct GroupLoss {
@@ -220,18 +262,16 @@ struct GroupLoss {
 };
 
 template <typename T, int kN>
-GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
+XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
     constexpr int L = Vec<T>::lanes;
     const std::int64_t n = kN > 0 ? kN : a.classes;
-    alignas(64) T buf[kSmallClasses * L];
+    V<T> col[kSmallClasses];
     const T* rows = a.x + r0 * n;
     if (valid == L) {
-        for (std::int64_t c = 0; c < n; ++c) {
-            for (int j = 0; j < L; ++j) buf[c * L + j] = rows[j * n + c];
-        }
+        load_columns<T>(rows, n, col);
     } else {
         for (std::int64_t c = 0; c < n; ++c) {
-            for (int j = 0; j < L; ++j) buf[c * L + j] = j < valid ? rows[j * n + c] : T(0);
+            for (int j = 0; j < L; ++j) col[c][j] = j < valid ? rows[j * n + c] : T(0);
         }
     }
 
@@ -255,15 +295,26 @@ GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t va
     const double smooth_coef = a.smoothing / static_cast<double>(n);
     const auto w = [&](std::int64_t c) { return a.weight ? a.weight[c] : T(1); };
     V<T> m = splat(kMinusInf<T>);
-    for (std::int64_t c = 0; c < n; ++c) m = max_skip_nan(m, load(buf + c * L));
+    for (std::int64_t c = 0; c < n; ++c) m = max_skip_nan(m, col[c]);
     V<T> sum{}, dot{}, target_shift{}, target_weight{};
-    for (std::int64_t c = 0; c < n; ++c) {
-        const V<T> z = load(buf + c * L) - m;
-        sum += exp(z);
-        const auto hit = label == static_cast<T>(c);
-        target_shift = hit ? z : target_shift;
-        target_weight = hit ? splat(w(c)) : target_weight;
-        if (smooth_coef != 0.0 && w(c) != T(0)) dot += w(c) * z;  // zero weight adds nothing, even at -inf
+    if (a.weight == nullptr && smooth_coef == 0.0) {  // the common case, without the per-class tests
+        for (std::int64_t c = 0; c < n; ++c) {
+            const V<T> z = col[c] - m;
+            col[c] = exp(z);
+            sum += col[c];
+            target_shift = label == static_cast<T>(c) ? z : target_shift;
+        }
+        target_weight = splat(T(1));
+    } else {
+        for (std::int64_t c = 0; c < n; ++c) {
+            const V<T> z = col[c] - m;
+            col[c] = exp(z);
+            sum += col[c];
+            const auto hit = label == static_cast<T>(c);
+            target_shift = hit ? z : target_shift;
+            target_weight = hit ? splat(w(c)) : target_weight;
+            if (smooth_coef != 0.0 && w(c) != T(0)) dot += w(c) * z;  // zero weight adds nothing, even at -inf
+        }
     }
     const V<T> log_sum = log(sum);
     const V<T> nll_coef = static_cast<T>(1.0 - a.smoothing) * target_weight;
@@ -289,14 +340,20 @@ GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t va
     }
     const V<T> v_coef = scale * static_cast<T>(smooth_coef);
     const V<T> onehot_coef = scale * nll_coef;
+    // The softmax from the stored exponentials, exp(x - m) * exp(-log s), as scaled_grad does for long rows.
+    const V<T> factor = p_coef * exp(-log_sum);
     for (std::int64_t c = 0; c < n; ++c) {
-        V<T> g = p_coef * exp((load(buf + c * L) - m) - log_sum) - v_coef * w(c);
+        V<T> g = factor * col[c] - v_coef * w(c);
         g = label == static_cast<T>(c) ? g - onehot_coef : g;
-        store(buf + c * L, counts ? g : splat(T(0)));
+        col[c] = counts ? g : splat(T(0));
     }
     T* out = a.grad + r0 * n;
+    if (valid == L) {
+        store_columns<T>(col, n, out);
+        return {loss, z_loss};
+    }
     for (std::int64_t j = 0; j < valid; ++j) {
-        for (std::int64_t c = 0; c < n; ++c) out[j * n + c] = buf[c * L + j];
+        for (std::int64_t c = 0; c < n; ++c) out[j * n + c] = col[c][j];
     }
     return {loss, z_loss};
 }
@@ -312,7 +369,7 @@ LossSums small_rows_n(const SmallRows<T>& a) {
         for (std::int64_t b = 0; b < group_bytes; b += 64) __builtin_prefetch(ahead + b);
         const GroupLoss<T> group = small_group<T, kN>(a, r0, a.rows - r0 < L ? a.rows - r0 : L);
         total += __builtin_convertvector(group.loss, WideDouble<T>);
-        z_total += __builtin_convertvector(group.z_loss, WideDouble<T>);
+        if (a.z_loss != 0.0) z_total += __builtin_convertvector(group.z_loss, WideDouble<T>);
     }
     return {reduce_sum(total), reduce_sum(z_total)};
 }

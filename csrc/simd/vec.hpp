@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -15,6 +16,9 @@
 #ifndef XENTCPP_TARGET
 #error "compile the SIMD kernels with -DXENTCPP_TARGET=<namespace of the target>"
 #endif
+
+// For the small helpers of hot loops, which GCC otherwise leaves as calls that pass vectors through memory.
+#define XENTCPP_INLINE inline __attribute__((always_inline))
 
 namespace xentcpp::simd::XENTCPP_TARGET {
 
@@ -57,12 +61,31 @@ inline V<T> load(const T* p) {
     return v;
 }
 
+#if defined(__AVX512F__)
+// The lanes [0, n) of a vector, as an AVX-512 mask.
+template <typename T>
+inline auto first_lanes(std::int64_t n) {
+    if constexpr (std::is_same_v<T, float>) return static_cast<__mmask16>((1u << n) - 1u);
+    else return static_cast<__mmask8>((1u << n) - 1u);
+}
+#endif
+
 // The first n (< lanes) elements of p; the other lanes hold `fill`.
+// Note: with AVX-512 a masked load (one instruction, no fault past n) instead of a memcpy of
+// run-time length, which is a library call.
 template <typename T>
 inline V<T> load_partial(const T* p, std::int64_t n, T fill) {
     V<T> v = splat(fill);
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+        return reinterpret_cast<V<T>>(_mm512_mask_loadu_ps(reinterpret_cast<__m512>(v), first_lanes<T>(n), p));
+    } else {
+        return reinterpret_cast<V<T>>(_mm512_mask_loadu_pd(reinterpret_cast<__m512d>(v), first_lanes<T>(n), p));
+    }
+#else
     std::memcpy(&v, p, static_cast<std::size_t>(n) * sizeof(T));
     return v;
+#endif
 }
 
 template <typename T>
@@ -94,9 +117,45 @@ inline void stream_fence() {
 #endif
 }
 
+// The first n (< lanes) lanes of v to p[0, n).
 template <typename T>
 inline void store_partial(T* p, std::int64_t n, V<T> v) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) _mm512_mask_storeu_ps(p, first_lanes<T>(n), reinterpret_cast<__m512>(v));
+    else _mm512_mask_storeu_pd(p, first_lanes<T>(n), reinterpret_cast<__m512d>(v));
+#else
     std::memcpy(p, &v, static_cast<std::size_t>(n) * sizeof(T));
+#endif
+}
+
+// One stage of transpose(): swaps bit B of the vector index with bit B of the lane index, for the
+// pair (a, b) = (r[i], r[i + B]) with i & B == 0.
+template <int B, typename W, std::size_t... I>
+XENTCPP_INLINE void swap_bit(W& a, W& b, std::index_sequence<I...>) {
+    constexpr int L = static_cast<int>(sizeof...(I));
+    const W low = __builtin_shufflevector(a, b, ((I & B) ? static_cast<int>(I) - B + L : static_cast<int>(I))...);
+    const W high = __builtin_shufflevector(a, b, ((I & B) ? static_cast<int>(I) + L : static_cast<int>(I) + B)...);
+    a = low;
+    b = high;
+}
+
+template <int B, typename T>
+XENTCPP_INLINE void transpose_stage(V<T>* r) {
+    constexpr int L = Vec<T>::lanes;
+    if constexpr (B >= 1) {
+        for (int i = 0; i < L; ++i) {
+            if ((i & B) == 0) swap_bit<B>(r[i], r[i + B], std::make_index_sequence<L>{});
+        }
+        transpose_stage<B / 2, T>(r);
+    }
+}
+
+// In-register transpose of `lanes` vectors: lane l of r[i] becomes lane i of r[l].
+// Note: log2(lanes) stages of two-source shuffles, each exchanging one bit between the vector
+// and the lane index (the order of the stages does not matter): 64 shuffles for 16 x 16 floats.
+template <typename T>
+XENTCPP_INLINE void transpose(V<T>* r) {
+    transpose_stage<Vec<T>::lanes / 2, T>(r);
 }
 
 // Lane-wise max that skips NaN in `x`: a NaN lane of x leaves m unchanged.

@@ -140,7 +140,7 @@ inline V<double> exp(V<double> x) {
 // log for float lanes.
 //   x normal and finite (>= 1.18e-38): <= 1.5 ulp (measured 0.94). +inf: +inf. 0 and subnormals: -inf.
 //   x < 0, NaN: NaN.
-inline V<float> log(V<float> x) {
+XENTCPP_INLINE V<float> log(V<float> x) {
     using Bits = Vec<float>::bits;
     const Bits bits = reinterpret_cast<Bits>(x);
     V<float> e = __builtin_convertvector((bits >> 23) - 127, V<float>);
@@ -169,7 +169,7 @@ inline V<float> log(V<float> x) {
 // log for double lanes.
 //   x normal and finite (>= 2.23e-308): <= 1.5 ulp (measured 1.18). +inf: +inf. 0 and subnormals:
 //   -inf. x < 0, NaN: NaN.
-inline V<double> log(V<double> x) {
+XENTCPP_INLINE V<double> log(V<double> x) {
     using Bits = Vec<double>::bits;
     const Bits bits = reinterpret_cast<Bits>(x);
     V<double> e = __builtin_convertvector((bits >> 52) - 1023, V<double>);
