@@ -155,6 +155,35 @@ XENTCPP_INLINE void transpose_stage(V<T>* r) {
 // and the lane index (the order of the stages does not matter): 64 shuffles for 16 x 16 floats.
 template <typename T>
 XENTCPP_INLINE void transpose(V<T>* r) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+        // Note: GCC turns some of the generic stages into two-source permutes (vpermt2ps); the
+        // classic sequence of in-lane unpacks and shuffles, then 128-bit block shuffles, costs as
+        // many instructions but only cheap ones.
+        __m512 t[16], u[16];
+        for (int k = 0; k < 16; k += 2) {
+            const __m512 a = reinterpret_cast<__m512>(r[k]), b = reinterpret_cast<__m512>(r[k + 1]);
+            t[k] = _mm512_unpacklo_ps(a, b);      // per 128-bit block q: a0 b0 a1 b1 (of columns 4q..)
+            t[k + 1] = _mm512_unpackhi_ps(a, b);  // a2 b2 a3 b3
+        }
+        for (int k = 0; k < 16; k += 4) {
+            u[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);  // column 4q of rows k..k+3
+            u[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xEE);
+            u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+            u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+        }
+        for (int i = 0; i < 4; ++i) {  // blocks q of u[i], u[4 + i], u[8 + i], u[12 + i] make column 4q + i
+            const __m512 v1 = _mm512_shuffle_f32x4(u[i], u[4 + i], 0x88), v2 = _mm512_shuffle_f32x4(u[i], u[4 + i], 0xDD);
+            const __m512 w1 = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0x88);
+            const __m512 w2 = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0xDD);
+            r[i] = reinterpret_cast<V<T>>(_mm512_shuffle_f32x4(v1, w1, 0x88));
+            r[8 + i] = reinterpret_cast<V<T>>(_mm512_shuffle_f32x4(v1, w1, 0xDD));
+            r[4 + i] = reinterpret_cast<V<T>>(_mm512_shuffle_f32x4(v2, w2, 0x88));
+            r[12 + i] = reinterpret_cast<V<T>>(_mm512_shuffle_f32x4(v2, w2, 0xDD));
+        }
+        return;
+    }
+#endif
     transpose_stage<Vec<T>::lanes / 2, T>(r);
 }
 
