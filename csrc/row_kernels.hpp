@@ -97,11 +97,12 @@ void logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, 
     const T keep = static_cast<T>(y < 0 ? 1.0 - spec.smoothing : 1.0);
     const T spread = static_cast<T>(y < 0 ? spec.smooth_coef() : 0.0);
     const T v_coef = static_cast<T>(y < 0 ? scale : scale * spec.smooth_coef());
+    const std::int64_t reread = y >= begin && y < begin + len ? y - begin : -1;  // by onehot_correction
     if (stored.exps) {
         kernels.scaled_grad(stored.exps, len, stored.maxima, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef,
-                            out, stream);
+                            out, stream, reread);
     } else {
-        kernels.softmax_grad(x, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, out, stream);
+        kernels.softmax_grad(x, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, out, stream, reread);
     }
 }
 
