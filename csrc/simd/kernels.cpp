@@ -169,37 +169,43 @@ SpanStats<T> stats(const T* x, std::int64_t n, const T* weight, const T* probs, 
     return stats_dispatch<T, false>(x, n, weight, probs, keep, spread, with_dot, nullptr, nullptr);
 }
 
-// out[0, n) = value(c, valid), vector by vector. stream: aligned streaming stores after a head up
-// to the first vector-aligned address, except in the cache line of out[reread] (>= 0), which the
-// caller reads back at once: a streamed line would have to come back from memory.
+// out[0, n) = value(c, valid), vector by vector, then out[onehot_at] -= onehot (onehot_at >= 0), in
+// double on the rounded value. stream: aligned streaming stores after a head up to the first
+// vector-aligned address.
+// Note: the one-hot term is applied here, before the store: read back from the output, a line just
+// written (streamed, or waiting for ownership) stalls each row for a round trip to memory.
 template <typename T, typename Value>
-XENTCPP_INLINE void store_gradient(T* out, std::int64_t n, bool stream, std::int64_t reread, const Value& value) {
+XENTCPP_INLINE void store_gradient(T* out, std::int64_t n, bool stream, std::int64_t onehot_at, double onehot,
+                                   const Value& value) {
     constexpr int L = Vec<T>::lanes;
+    const auto corrected = [&](std::int64_t c, std::int64_t valid) {
+        V<T> g = value(c, valid);
+        if (onehot_at >= c && onehot_at < c + valid) {
+            g[onehot_at - c] = static_cast<T>(static_cast<double>(g[onehot_at - c]) - onehot);
+        }
+        return g;
+    };
     std::int64_t c = 0;
     if (stream) {
         const auto address = reinterpret_cast<std::uintptr_t>(out);
         const std::int64_t head = static_cast<std::int64_t>((kVectorBytes - address % kVectorBytes) % kVectorBytes) /
                                   static_cast<std::int64_t>(sizeof(T));
-        const auto line = [&](std::int64_t i) { return (address + static_cast<std::uintptr_t>(i) * sizeof(T)) / 64; };
         if (address % sizeof(T) == 0 && head < n) {
-            if (head > 0) store_partial(out, head, value(0, head));
-            for (c = head; c + L <= n; c += L) {
-                if (reread >= 0 && line(c) == line(reread)) store(out + c, value(c, L));
-                else store_stream(out + c, value(c, L));
-            }
+            if (head > 0) store_partial(out, head, corrected(0, head));
+            for (c = head; c + L <= n; c += L) store_stream(out + c, corrected(c, L));
         }
     }
-    for (; c + L <= n; c += L) store(out + c, value(c, L));
-    if (c < n) store_partial(out + c, n - c, value(c, n - c));
+    for (; c + L <= n; c += L) store(out + c, corrected(c, L));
+    if (c < n) store_partial(out + c, n - c, corrected(c, n - c));
 }
 
 template <typename T, bool kV, bool kWeight, bool kProbs>
 void softmax_grad_impl(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs,
-                       T keep, T spread, T v_coef, T* out, bool stream, std::int64_t reread) {
+                       T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
     constexpr int L = Vec<T>::lanes;
     const V<T> vshift = splat(shift), vlog = splat(log_sum), vp = splat(p_coef), vv = splat(v_coef);
     const V<T> vkeep = splat(keep), vspread = splat(spread);
-    store_gradient(out, n, stream && out != x, reread, [&](std::int64_t c, std::int64_t valid) {
+    store_gradient(out, n, stream && out != x, onehot_at, onehot, [&](std::int64_t c, std::int64_t valid) {
         const V<T> xs = valid == L ? load(x + c) : load_partial(x + c, valid, kMinusInf<T>);
         V<T> g = vp * exp((xs - vshift) - vlog);  // the max and the log-sum subtracted separately
         if constexpr (kV) g -= vv * multipliers<T, kWeight, kProbs>(weight, probs, c, valid, vkeep, vspread);
@@ -209,9 +215,9 @@ void softmax_grad_impl(const T* x, std::int64_t n, T shift, T log_sum, T p_coef,
 
 template <typename T>
 void softmax_grad(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs, T keep,
-                  T spread, T v_coef, T* out, bool stream, std::int64_t reread) {
+                  T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
     const auto run = [&](auto impl) {
-        impl(x, n, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, reread);
+        impl(x, n, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, onehot_at, onehot);
     };
     if (v_coef == T(0)) return run(softmax_grad_impl<T, false, false, false>);
     if (weight && probs) return run(softmax_grad_impl<T, true, true, true>);
@@ -408,7 +414,7 @@ LossSums small_rows(const SmallRows<T>& a) {
 // and factor_b = p_coef * exp((m_b - shift) - log_sum): the softmax without a second exp per element.
 template <typename T, bool kV, bool kWeight, bool kProbs>
 void scaled_grad_impl(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef, const T* weight,
-                      const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t reread) {
+                      const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
     constexpr int L = Vec<T>::lanes;
     const V<T> vv = splat(v_coef), vkeep = splat(keep), vspread = splat(spread);
     for (std::int64_t start = 0; start < n; start += kBlock) {
@@ -417,8 +423,8 @@ void scaled_grad_impl(const T* e, std::int64_t n, const T* maxima, T shift, T lo
         const V<T> factor = splat(static_cast<T>(
             static_cast<double>(p_coef) * std::exp((m - static_cast<double>(shift)) - static_cast<double>(log_sum))));
         const T* eb = e + start;
-        const std::int64_t block_reread = reread >= start && reread < start + len ? reread - start : -1;
-        store_gradient(out + start, len, stream, block_reread, [&](std::int64_t c, std::int64_t valid) {
+        const std::int64_t block_onehot = onehot_at >= start && onehot_at < start + len ? onehot_at - start : -1;
+        store_gradient(out + start, len, stream, block_onehot, onehot, [&](std::int64_t c, std::int64_t valid) {
             V<T> g = factor * (valid == L ? load(eb + c) : load_partial(eb + c, valid, T(0)));
             if constexpr (kV) {
                 g -= vv * multipliers<T, kWeight, kProbs>(weight ? weight + start : nullptr,
@@ -431,9 +437,9 @@ void scaled_grad_impl(const T* e, std::int64_t n, const T* maxima, T shift, T lo
 
 template <typename T>
 void scaled_grad(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef, const T* weight,
-                 const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t reread) {
+                 const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
     const auto run = [&](auto impl) {
-        impl(e, n, maxima, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, reread);
+        impl(e, n, maxima, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, onehot_at, onehot);
     };
     if (v_coef == T(0)) return run(scaled_grad_impl<T, false, false, false>);
     if (weight && probs) return run(scaled_grad_impl<T, true, true, true>);
