@@ -70,14 +70,19 @@ V<T> multipliers(const T* weight, const T* probs, std::int64_t c, std::int64_t v
 }
 
 // Max of x[0, n) (NaN skipped).
+// Note: four running maxima, so that the loop is not one chain of dependent max instructions (the
+// max does not depend on the order).
 template <typename T>
 T block_max(const T* x, std::int64_t n) {
     constexpr int L = Vec<T>::lanes;
-    V<T> vmax = splat(kMinusInf<T>);
+    V<T> vmax[4] = {splat(kMinusInf<T>), splat(kMinusInf<T>), splat(kMinusInf<T>), splat(kMinusInf<T>)};
     std::int64_t c = 0;
-    for (; c + L <= n; c += L) vmax = max_skip_nan(vmax, load(x + c));
-    if (c < n) vmax = max_skip_nan(vmax, load_partial(x + c, n - c, kMinusInf<T>));
-    return reduce_max(vmax);
+    for (; c + 4 * L <= n; c += 4 * L) {
+        for (int k = 0; k < 4; ++k) vmax[k] = max_skip_nan(vmax[k], load(x + c + k * L));
+    }
+    for (; c + L <= n; c += L) vmax[0] = max_skip_nan(vmax[0], load(x + c));
+    if (c < n) vmax[0] = max_skip_nan(vmax[0], load_partial(x + c, n - c, kMinusInf<T>));
+    return reduce_max(max_skip_nan(max_skip_nan(vmax[0], vmax[1]), max_skip_nan(vmax[2], vmax[3])));
 }
 
 // Statistics of the block x[0, n) whose max is known; in the same loop, the max of the next block

@@ -203,16 +203,23 @@ inline Lane<W> reduce_max(W v) {
     return m;
 }
 
-// Lane sum, in double, pairwise over the lanes.
+// The sum of the lanes of a vector of doubles, halving it: lane i + lane i + half, recursively.
+template <typename D, std::size_t... I>
+XENTCPP_INLINE double halving_sum(D d, std::index_sequence<I...>) {
+    constexpr std::size_t kHalf = sizeof...(I);
+    const auto sum = __builtin_shufflevector(d, d, I...) + __builtin_shufflevector(d, d, (I + kHalf)...);
+    if constexpr (kHalf == 1) return sum[0];
+    else return halving_sum(sum, std::make_index_sequence<kHalf / 2>{});
+}
+
+// Lane sum, in double, pairwise over the lanes (in vector registers: a loop over an array of the
+// lanes went through memory).
 template <typename W>
-inline double reduce_sum(W v) {
+XENTCPP_INLINE double reduce_sum(W v) {
     constexpr std::size_t kLanes = sizeof(W) / sizeof(Lane<W>);
-    double lanes[kLanes];
-    for (std::size_t i = 0; i < kLanes; ++i) lanes[i] = static_cast<double>(v[i]);
-    for (std::size_t width = kLanes / 2; width >= 1; width /= 2) {
-        for (std::size_t i = 0; i < width; ++i) lanes[i] += lanes[i + width];
-    }
-    return lanes[0];
+    typedef double Doubles __attribute__((vector_size(kLanes * sizeof(double))));
+    if constexpr (kLanes == 1) return static_cast<double>(v[0]);
+    else return halving_sum(__builtin_convertvector(v, Doubles), std::make_index_sequence<kLanes / 2>{});
 }
 
 }  // namespace xentcpp::simd::XENTCPP_TARGET
