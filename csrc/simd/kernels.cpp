@@ -99,7 +99,7 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
     V<T> sum{}, dot{}, mass{};
     V<T> vnext = splat(kMinusInf<T>);
     const auto accumulate = [&](V<T> z, std::int64_t c, std::int64_t valid) {
-        const V<T> e = exp(z);
+        const V<T> e = exp<true>(z);  // z <= 0: x minus the block's max
         sum += e;
         if constexpr (kStore) {
             if (valid == L) store(exp_out + c, e);
@@ -212,7 +212,7 @@ void softmax_grad_impl(const T* x, std::int64_t n, T shift, T log_sum, T p_coef,
     const V<T> vkeep = splat(keep), vspread = splat(spread);
     store_gradient(out, n, stream && out != x, onehot_at, onehot, [&](std::int64_t c, std::int64_t valid) {
         const V<T> xs = valid == L ? load(x + c) : load_partial(x + c, valid, kMinusInf<T>);
-        V<T> g = vp * exp((xs - vshift) - vlog);  // the max and the log-sum subtracted separately
+        V<T> g = vp * exp<true>((xs - vshift) - vlog);  // the max and the log-sum subtracted separately
         if constexpr (kV) g -= vv * multipliers<T, kWeight, kProbs>(weight, probs, c, valid, vkeep, vspread);
         return g;
     });
@@ -325,7 +325,7 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     if (a.weight == nullptr && smooth_coef == 0.0) {  // the common case, without the per-class tests
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            col[c] = exp(z);
+            col[c] = exp<true>(z);
             sum += col[c];
             target_shift = label == static_cast<T>(c) ? z : target_shift;
         }
@@ -333,7 +333,7 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     } else {
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            col[c] = exp(z);
+            col[c] = exp<true>(z);
             sum += col[c];
             const auto hit = label == static_cast<T>(c);
             target_shift = hit ? z : target_shift;
