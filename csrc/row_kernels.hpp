@@ -103,7 +103,7 @@ void logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, 
     const std::int64_t onehot_at = hit ? y - begin : -1;
     const double onehot = hit ? scale * (1.0 - spec.smoothing) * spec.w(y) : 0.0;
     if (stored.exps) {
-        kernels.scaled_grad(stored.exps, len, stored.maxima, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef,
+        kernels.scaled_grad(stored.exps, len, stored.maxima, stats.max, stats.sum, p_coef, w, probs, keep, spread, v_coef,
                             out, stream, onehot_at, onehot);
     } else {
         kernels.softmax_grad(x, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, out, stream, onehot_at,

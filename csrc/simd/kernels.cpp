@@ -416,17 +416,19 @@ LossSums small_rows(const SmallRows<T>& a) {
 }
 
 // out = factor_b * e - v_coef * v per block b of kBlock elements, with e = exp(x - m_b) from stats
-// and factor_b = p_coef * exp((m_b - shift) - log_sum): the softmax without a second exp per element.
+// and factor_b = p_coef * exp(m_b - shift) / sum: the softmax without a second exp per element.
+// Note: the row's sum in double, not its log rounded to T (whose rounding, times log(sum), went into
+// every element); and no exp at all for the block that holds the max (every block of a short row).
 template <typename T, bool kV, bool kWeight, bool kProbs>
-void scaled_grad_impl(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef, const T* weight,
+void scaled_grad_impl(const T* e, std::int64_t n, const T* maxima, T shift, double sum, T p_coef, const T* weight,
                       const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
     constexpr int L = Vec<T>::lanes;
     const V<T> vv = splat(v_coef), vkeep = splat(keep), vspread = splat(spread);
     for (std::int64_t start = 0; start < n; start += kBlock) {
         const std::int64_t len = n - start < kBlock ? n - start : kBlock;
-        const double m = static_cast<double>(maxima[start / kBlock]);
-        const V<T> factor = splat(static_cast<T>(
-            static_cast<double>(p_coef) * std::exp((m - static_cast<double>(shift)) - static_cast<double>(log_sum))));
+        const T m = maxima[start / kBlock];
+        const double scale = m == shift ? 1.0 : std::exp(static_cast<double>(m) - static_cast<double>(shift));
+        const V<T> factor = splat(static_cast<T>(static_cast<double>(p_coef) * scale / sum));
         const T* eb = e + start;
         const std::int64_t block_onehot = onehot_at >= start && onehot_at < start + len ? onehot_at - start : -1;
         store_gradient(out + start, len, stream, block_onehot, onehot, [&](std::int64_t c, std::int64_t valid) {
@@ -441,10 +443,10 @@ void scaled_grad_impl(const T* e, std::int64_t n, const T* maxima, T shift, T lo
 }
 
 template <typename T>
-void scaled_grad(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef, const T* weight,
+void scaled_grad(const T* e, std::int64_t n, const T* maxima, T shift, double sum, T p_coef, const T* weight,
                  const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
     const auto run = [&](auto impl) {
-        impl(e, n, maxima, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, onehot_at, onehot);
+        impl(e, n, maxima, shift, sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, onehot_at, onehot);
     };
     if (v_coef == T(0)) return run(scaled_grad_impl<T, false, false, false>);
     if (weight && probs) return run(scaled_grad_impl<T, true, true, true>);

@@ -98,9 +98,10 @@ struct Kernels {
     void (*softmax_grad)(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight,
                          const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at,
                          double onehot);
-    // The same gradient from what stats stored: out[c] = p_coef * exp((m_b - shift) - log_sum) * e[c]
-    // - v_coef * v[c]; one multiply-add per element instead of an exp. out may be e.
-    void (*scaled_grad)(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef,
+    // The same gradient from what stats stored, with sum = the row's stats.sum: out[c] =
+    // p_coef * exp(m_b - shift) / sum * e[c] - v_coef * v[c]; one multiply-add per element instead
+    // of an exp. out may be e.
+    void (*scaled_grad)(const T* e, std::int64_t n, const T* maxima, T shift, double sum, T p_coef,
                         const T* weight, const T* probs, T keep, T spread, T v_coef, T* out, bool stream,
                         std::int64_t onehot_at, double onehot);
     void (*fence)();
