@@ -60,7 +60,7 @@ void softmax_family(const T* x, const Columns& layout, T* out, int op) {
             // All -inf: the sums used shift 0, so lse = -inf and the distribution is NaN (0 / 0).
             const T shift = stats.max == -std::numeric_limits<T>::infinity() ? T(0) : stats.max;
             if (op == 0) out[r] = shift + log_sum;
-            else if (op == 1) k.softmax_grad(row, n, stats.max, log_sum, T(1), nullptr, nullptr, T(1), T(0), T(0), out + r * n, false);
+            else if (op == 1) k.softmax_grad(row, n, stats.max, log_sum, T(1), nullptr, nullptr, T(1), T(0), T(0), out + r * n, false, -1, 0.0);
             else k.shifted(row, n, stats.max, log_sum, out + r * n);
         }
         return 0.0;

@@ -69,7 +69,7 @@ double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, 
 
 // Gradient of a chunk [begin, begin + len) of the row into out (the chunk's first element); x and t
 // point at the chunk. `scale` is the row's upstream factor, and `p_extra` adds to the softmax's
-// coefficient (the z-loss term). For an index target the caller then applies onehot_correction.
+// coefficient (the z-loss term); for an index target y, the kernel also subtracts the one-hot term.
 // With `stored` (exp_out and maxima of chunk_stats for this chunk), the softmax comes from them
 // instead of a second exp per element.
 template <typename T>
@@ -97,18 +97,18 @@ void logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, 
     const T keep = static_cast<T>(y < 0 ? 1.0 - spec.smoothing : 1.0);
     const T spread = static_cast<T>(y < 0 ? spec.smooth_coef() : 0.0);
     const T v_coef = static_cast<T>(y < 0 ? scale : scale * spec.smooth_coef());
+    // The one-hot term of class y, scale (1 - a) w[y], if y falls in this chunk: subtracted in double
+    // from the rounded softmax term (p - 1 must not be rounded first).
+    const bool hit = y >= begin && y < begin + len;
+    const std::int64_t onehot_at = hit ? y - begin : -1;
+    const double onehot = hit ? scale * (1.0 - spec.smoothing) * spec.w(y) : 0.0;
     if (stored.exps) {
-        kernels.scaled_grad(stored.exps, len, stored.maxima, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef,
-                            out, stream);
+        kernels.scaled_grad(stored.exps, len, stored.maxima, stats.max, stats.sum, p_coef, w, probs, keep, spread, v_coef,
+                            out, stream, onehot_at, onehot);
     } else {
-        kernels.softmax_grad(x, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, out, stream);
+        kernels.softmax_grad(x, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, out, stream, onehot_at,
+                             onehot);
     }
-}
-
-// grad[at] -= scale * (1 - a) * w[y]: the one-hot term of class y, at position `at` of grad.
-template <typename T>
-void onehot_correction(const RowSpec<T>& spec, std::int64_t at, double scale, T* grad, std::int64_t y) {
-    grad[at] = static_cast<T>(static_cast<double>(grad[at]) - scale * (1.0 - spec.smoothing) * spec.w(y));
 }
 
 // -log(q) with q clamped to [lo, hi] as Keras does; NaN stays NaN.

@@ -251,8 +251,7 @@ public:
             T* gs = stored.exps ? scratch_.data() + thread_index() * kScratch : stage_.buffer(2);
             detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, xs, ts, y, scale, p_extra, begin, len, gs,
                                       false, stored);
-            // The one-hot term before the cap's chain rule and the rounding: p - 1 must not be rounded first.
-            if (y >= begin && y < begin + len) detail::onehot_correction(spec_, y - begin, scale, gs, y);
+            // gs holds the one-hot term already: before the cap's chain rule and the rounding.
             stage_.gradient(gs, xs, len, g + begin);
         };
         // Note: a plain branch, not `omp parallel if (split)`: a serial region still costs about a
@@ -266,7 +265,6 @@ public:
         } else {
             for (std::int64_t k = 0; k < chunks_; ++k) chunk_grad(k);
         }
-        if (y >= 0 && !stage_.active()) detail::onehot_correction(spec_, y, scale, direct<T>(g), y);
         return loss;
     }
 

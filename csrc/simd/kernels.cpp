@@ -71,14 +71,19 @@ V<T> multipliers(const T* weight, const T* probs, std::int64_t c, std::int64_t v
 }
 
 // Max of x[0, n) (NaN skipped).
+// Note: four running maxima, so that the loop is not one chain of dependent max instructions (the
+// max does not depend on the order).
 template <typename T>
 T block_max(const T* x, std::int64_t n) {
     constexpr int L = Vec<T>::lanes;
-    V<T> vmax = splat(kMinusInf<T>);
+    V<T> vmax[4] = {splat(kMinusInf<T>), splat(kMinusInf<T>), splat(kMinusInf<T>), splat(kMinusInf<T>)};
     std::int64_t c = 0;
-    for (; c + L <= n; c += L) vmax = max_skip_nan(vmax, load(x + c));
-    if (c < n) vmax = max_skip_nan(vmax, load_partial(x + c, n - c, kMinusInf<T>));
-    return reduce_max(vmax);
+    for (; c + 4 * L <= n; c += 4 * L) {
+        for (int k = 0; k < 4; ++k) vmax[k] = max_skip_nan(vmax[k], load(x + c + k * L));
+    }
+    for (; c + L <= n; c += L) vmax[0] = max_skip_nan(vmax[0], load(x + c));
+    if (c < n) vmax[0] = max_skip_nan(vmax[0], load_partial(x + c, n - c, kMinusInf<T>));
+    return reduce_max(max_skip_nan(max_skip_nan(vmax[0], vmax[1]), max_skip_nan(vmax[2], vmax[3])));
 }
 
 // Statistics of the block x[0, n) whose max is known; in the same loop, the max of the next block
@@ -95,7 +100,7 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
     V<T> sum{}, dot{}, mass{};
     V<T> vnext = splat(kMinusInf<T>);
     const auto accumulate = [&](V<T> z, std::int64_t c, std::int64_t valid) {
-        const V<T> e = exp(z);
+        const V<T> e = exp<true>(z);  // z <= 0: x minus the block's max
         sum += e;
         if constexpr (kStore) {
             if (valid == L) store(exp_out + c, e);
@@ -170,36 +175,56 @@ SpanStats<T> stats(const T* x, std::int64_t n, const T* weight, const T* probs, 
     return stats_dispatch<T, false>(x, n, weight, probs, keep, spread, with_dot, nullptr, nullptr);
 }
 
-template <typename T, bool kV, bool kWeight, bool kProbs>
-void softmax_grad_impl(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs,
-                       T keep, T spread, T v_coef, T* out, bool stream) {
+// out[0, n) = value(c, valid), vector by vector, then out[onehot_at] -= onehot (onehot_at >= 0), in
+// double on the rounded value. stream: aligned streaming stores after a head up to the first
+// vector-aligned address.
+// Note: the one-hot term is applied here, before the store: read back from the output, a line just
+// written (streamed, or waiting for ownership) stalls each row for a round trip to memory.
+template <typename T, typename Value>
+XENTCPP_INLINE void store_gradient(T* out, std::int64_t n, bool stream, std::int64_t onehot_at, double onehot,
+                                   const Value& value) {
     constexpr int L = Vec<T>::lanes;
-    const V<T> vshift = splat(shift), vlog = splat(log_sum), vp = splat(p_coef), vv = splat(v_coef);
-    const V<T> vkeep = splat(keep), vspread = splat(spread);
-    const auto gradient = [&](V<T> xs, std::int64_t c, std::int64_t valid) {
-        V<T> g = vp * exp((xs - vshift) - vlog);  // the max and the log-sum subtracted separately
-        if constexpr (kV) g -= vv * multipliers<T, kWeight, kProbs>(weight, probs, c, valid, vkeep, vspread);
+    const auto corrected = [&](std::int64_t c, std::int64_t valid) {
+        V<T> g = value(c, valid);
+        if (onehot_at >= c && onehot_at < c + valid) {
+            g[onehot_at - c] = static_cast<T>(static_cast<double>(g[onehot_at - c]) - onehot);
+        }
         return g;
     };
     std::int64_t c = 0;
-    if (stream && out != x) {
-        // Elements up to the first vector-aligned address of out, then aligned streaming stores.
+    if (stream) {
         const auto address = reinterpret_cast<std::uintptr_t>(out);
         const std::int64_t head = static_cast<std::int64_t>((kVectorBytes - address % kVectorBytes) % kVectorBytes) /
                                   static_cast<std::int64_t>(sizeof(T));
         if (address % sizeof(T) == 0 && head < n) {
-            if (head > 0) store_partial(out, head, gradient(load_partial(x, head, kMinusInf<T>), 0, head));
-            for (c = head; c + L <= n; c += L) store_stream(out + c, gradient(load(x + c), c, L));
+            if (head > 0) store_partial(out, head, corrected(0, head));
+            for (c = head; c + L <= n; c += L) store_stream(out + c, corrected(c, L));
         }
     }
-    for (; c + L <= n; c += L) store(out + c, gradient(load(x + c), c, L));
-    if (c < n) store_partial(out + c, n - c, gradient(load_partial(x + c, n - c, kMinusInf<T>), c, n - c));
+    for (; c + L <= n; c += L) store(out + c, corrected(c, L));
+    if (c < n) store_partial(out + c, n - c, corrected(c, n - c));
+}
+
+template <typename T, bool kV, bool kWeight, bool kProbs>
+void softmax_grad_impl(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs,
+                       T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
+    constexpr int L = Vec<T>::lanes;
+    const V<T> vshift = splat(shift), vlog = splat(log_sum), vp = splat(p_coef), vv = splat(v_coef);
+    const V<T> vkeep = splat(keep), vspread = splat(spread);
+    store_gradient(out, n, stream && out != x, onehot_at, onehot, [&](std::int64_t c, std::int64_t valid) {
+        const V<T> xs = valid == L ? load(x + c) : load_partial(x + c, valid, kMinusInf<T>);
+        V<T> g = vp * exp<true>((xs - vshift) - vlog);  // the max and the log-sum subtracted separately
+        if constexpr (kV) g -= vv * multipliers<T, kWeight, kProbs>(weight, probs, c, valid, vkeep, vspread);
+        return g;
+    });
 }
 
 template <typename T>
 void softmax_grad(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs, T keep,
-                  T spread, T v_coef, T* out, bool stream) {
-    const auto run = [&](auto impl) { impl(x, n, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream); };
+                  T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
+    const auto run = [&](auto impl) {
+        impl(x, n, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, onehot_at, onehot);
+    };
     if (v_coef == T(0)) return run(softmax_grad_impl<T, false, false, false>);
     if (weight && probs) return run(softmax_grad_impl<T, true, true, true>);
     if (weight) return run(softmax_grad_impl<T, true, true, false>);
@@ -207,12 +232,61 @@ void softmax_grad(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, cons
     return run(softmax_grad_impl<T, true, false, false>);
 }
 
+// A full group of `lanes` rows (rows × n, n <= kSmallClasses) as class-major vectors: lane j of
+// col[c] is rows[j * n + c]. Each row is loaded as ceil(n / lanes) vectors, which are transposed in
+// registers; lanes past a row's end hold the next row's start (or 0 at the end of the group) and
+// land in col[c >= n], which nobody reads.
+template <typename T>
+XENTCPP_INLINE void load_columns(const T* rows, std::int64_t n, V<T>* col) {
+    constexpr int L = Vec<T>::lanes;
+    const std::int64_t parts = (n + L - 1) / L;
+    for (std::int64_t p = 0; p < parts; ++p) {
+        // A few columns left (8 lanes or fewer): gathered one by one, cheaper than a transpose.
+        if (L <= 8 && n - p * L <= L / 4) {
+            for (std::int64_t c = p * L; c < n; ++c) {
+                for (int j = 0; j < L; ++j) col[c][j] = rows[j * n + c];
+            }
+            break;
+        }
+        V<T> r[L];
+        for (int j = 0; j < L; ++j) {
+            const std::int64_t at = j * n + p * L;
+            r[j] = at + L <= L * n ? load(rows + at) : load_partial(rows + at, n - p * L < L ? n - p * L : L, T(0));
+        }
+        transpose<T>(r);
+        for (int i = 0; i < L && p * L + i < n; ++i) col[p * L + i] = r[i];
+    }
+}
+
+// The inverse of load_columns: col[0, n) back into the rows of the group.
+// Note: rows are stored in memory order with whole vectors; the lanes past a row's end spill into
+// the next rows, which are stored afterwards and overwrite them. Only a store that would leave the
+// group is cut to the row's length.
+template <typename T>
+XENTCPP_INLINE void store_columns(const V<T>* col, std::int64_t n, T* rows) {
+    constexpr int L = Vec<T>::lanes;
+    constexpr std::int64_t kMaxParts = (kSmallClasses + L - 1) / L;
+    const std::int64_t parts = (n + L - 1) / L;
+    V<T> r[kMaxParts][L];
+    for (std::int64_t p = 0; p < parts; ++p) {
+        for (int i = 0; i < L; ++i) r[p][i] = p * L + i < n ? col[p * L + i] : splat(T(0));
+        transpose<T>(r[p]);
+    }
+    for (int j = 0; j < L; ++j) {
+        for (std::int64_t p = 0; p < parts; ++p) {
+            const std::int64_t at = j * n + p * L;
+            if (at + L <= L * n) store(rows + at, r[p][j]);
+            else store_partial(rows + at, n - p * L < L ? n - p * L : L, r[p][j]);
+        }
+    }
+}
+
 // One group of up to `lanes` rows starting at r0: lane j owns row r0 + j.
-//   1. transpose the group into buf (class-major), missing rows padded with 0;
-//   2. per class: m = max, then s = sum exp(x - m), and by selects x[y] - m and w[y] (no gathers),
-//      and d = sum_c w_c (x_c - m) when smoothing;
+//   1. transpose the group into class-major vectors (load_columns), missing rows padded with 0;
+//   2. per class: m = max, then s = sum exp(x - m) (the exponentials kept for step 4), and by
+//      selects x[y] - m and w[y] (no gathers), and d = sum_c w_c (x_c - m) when smoothing;
 //   3. loss per lane from log s (vector log), as the per-row kernel does;
-//   4. gradient per class into buf, then transposed back into the rows.
+//   4. gradient per class from the kept exponentials divided by s, transposed back (store_columns).
 // kN > 0: the class count, known at compile time (loops unroll); 0: a.classes at run time.
 template <typename T>
 struct GroupLoss {
@@ -221,18 +295,16 @@ struct GroupLoss {
 };
 
 template <typename T, int kN>
-GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
+XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
     constexpr int L = Vec<T>::lanes;
     const std::int64_t n = kN > 0 ? kN : a.classes;
-    alignas(64) T buf[kSmallClasses * L];
+    V<T> col[kSmallClasses];
     const T* rows = a.x + r0 * n;
     if (valid == L) {
-        for (std::int64_t c = 0; c < n; ++c) {
-            for (int j = 0; j < L; ++j) buf[c * L + j] = rows[j * n + c];
-        }
+        load_columns<T>(rows, n, col);
     } else {
         for (std::int64_t c = 0; c < n; ++c) {
-            for (int j = 0; j < L; ++j) buf[c * L + j] = j < valid ? rows[j * n + c] : T(0);
+            for (int j = 0; j < L; ++j) col[c][j] = j < valid ? rows[j * n + c] : T(0);
         }
     }
 
@@ -256,15 +328,26 @@ GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t va
     const double smooth_coef = a.smoothing / static_cast<double>(n);
     const auto w = [&](std::int64_t c) { return a.weight ? a.weight[c] : T(1); };
     V<T> m = splat(kMinusInf<T>);
-    for (std::int64_t c = 0; c < n; ++c) m = max_skip_nan(m, load(buf + c * L));
+    for (std::int64_t c = 0; c < n; ++c) m = max_skip_nan(m, col[c]);
     V<T> sum{}, dot{}, target_shift{}, target_weight{};
-    for (std::int64_t c = 0; c < n; ++c) {
-        const V<T> z = load(buf + c * L) - m;
-        sum += exp(z);
-        const auto hit = label == static_cast<T>(c);
-        target_shift = hit ? z : target_shift;
-        target_weight = hit ? splat(w(c)) : target_weight;
-        if (smooth_coef != 0.0 && w(c) != T(0)) dot += w(c) * z;  // zero weight adds nothing, even at -inf
+    if (a.weight == nullptr && smooth_coef == 0.0) {  // the common case, without the per-class tests
+        for (std::int64_t c = 0; c < n; ++c) {
+            const V<T> z = col[c] - m;
+            col[c] = exp<true>(z);
+            sum += col[c];
+            target_shift = label == static_cast<T>(c) ? z : target_shift;
+        }
+        target_weight = splat(T(1));
+    } else {
+        for (std::int64_t c = 0; c < n; ++c) {
+            const V<T> z = col[c] - m;
+            col[c] = exp<true>(z);
+            sum += col[c];
+            const auto hit = label == static_cast<T>(c);
+            target_shift = hit ? z : target_shift;
+            target_weight = hit ? splat(w(c)) : target_weight;
+            if (smooth_coef != 0.0 && w(c) != T(0)) dot += w(c) * z;  // zero weight adds nothing, even at -inf
+        }
     }
     const V<T> log_sum = log(sum);
     const V<T> nll_coef = static_cast<T>(1.0 - a.smoothing) * target_weight;
@@ -290,14 +373,21 @@ GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t va
     }
     const V<T> v_coef = scale * static_cast<T>(smooth_coef);
     const V<T> onehot_coef = scale * nll_coef;
+    // The softmax from the stored exponentials, exp(x - m) / s (as scaled_grad does for long rows).
+    // Note: one division per group; exp(-log s) in its place is longer on the group's critical path.
+    const V<T> factor = p_coef / sum;
     for (std::int64_t c = 0; c < n; ++c) {
-        V<T> g = p_coef * exp((load(buf + c * L) - m) - log_sum) - v_coef * w(c);
+        V<T> g = factor * col[c] - v_coef * w(c);
         g = label == static_cast<T>(c) ? g - onehot_coef : g;
-        store(buf + c * L, counts ? g : splat(T(0)));
+        col[c] = counts ? g : splat(T(0));
     }
     T* out = a.grad + r0 * n;
+    if (valid == L) {
+        store_columns<T>(col, n, out);
+        return {loss, z_loss};
+    }
     for (std::int64_t j = 0; j < valid; ++j) {
-        for (std::int64_t c = 0; c < n; ++c) out[j * n + c] = buf[c * L + j];
+        for (std::int64_t c = 0; c < n; ++c) out[j * n + c] = col[c][j];
     }
     return {loss, z_loss};
 }
@@ -313,7 +403,7 @@ LossSums small_rows_n(const SmallRows<T>& a) {
         for (std::int64_t b = 0; b < group_bytes; b += 64) __builtin_prefetch(ahead + b);
         const GroupLoss<T> group = small_group<T, kN>(a, r0, a.rows - r0 < L ? a.rows - r0 : L);
         total += __builtin_convertvector(group.loss, WideDouble<T>);
-        z_total += __builtin_convertvector(group.z_loss, WideDouble<T>);
+        if (a.z_loss != 0.0) z_total += __builtin_convertvector(group.z_loss, WideDouble<T>);
     }
     return {reduce_sum(total), reduce_sum(z_total)};
 }
@@ -334,47 +424,37 @@ LossSums small_rows(const SmallRows<T>& a) {
 }
 
 // out = factor_b * e - v_coef * v per block b of kBlock elements, with e = exp(x - m_b) from stats
-// and factor_b = p_coef * exp((m_b - shift) - log_sum): the softmax without a second exp per element.
+// and factor_b = p_coef * exp(m_b - shift) / sum: the softmax without a second exp per element.
+// Note: the row's sum in double, not its log rounded to T (whose rounding, times log(sum), went into
+// every element); and no exp at all for the block that holds the max (every block of a short row).
 template <typename T, bool kV, bool kWeight, bool kProbs>
-void scaled_grad_impl(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef, const T* weight,
-                      const T* probs, T keep, T spread, T v_coef, T* out, bool stream) {
+void scaled_grad_impl(const T* e, std::int64_t n, const T* maxima, T shift, double sum, T p_coef, const T* weight,
+                      const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
     constexpr int L = Vec<T>::lanes;
     const V<T> vv = splat(v_coef), vkeep = splat(keep), vspread = splat(spread);
     for (std::int64_t start = 0; start < n; start += kBlock) {
         const std::int64_t len = n - start < kBlock ? n - start : kBlock;
-        const double m = static_cast<double>(maxima[start / kBlock]);
-        const V<T> factor = splat(static_cast<T>(
-            static_cast<double>(p_coef) * std::exp((m - static_cast<double>(shift)) - static_cast<double>(log_sum))));
+        const T m = maxima[start / kBlock];
+        const double scale = m == shift ? 1.0 : std::exp(static_cast<double>(m) - static_cast<double>(shift));
+        const V<T> factor = splat(static_cast<T>(static_cast<double>(p_coef) * scale / sum));
         const T* eb = e + start;
-        T* ob = out + start;
-        const auto gradient = [&](std::int64_t c, std::int64_t valid) {
+        const std::int64_t block_onehot = onehot_at >= start && onehot_at < start + len ? onehot_at - start : -1;
+        store_gradient(out + start, len, stream, block_onehot, onehot, [&](std::int64_t c, std::int64_t valid) {
             V<T> g = factor * (valid == L ? load(eb + c) : load_partial(eb + c, valid, T(0)));
             if constexpr (kV) {
                 g -= vv * multipliers<T, kWeight, kProbs>(weight ? weight + start : nullptr,
                                                           probs ? probs + start : nullptr, c, valid, vkeep, vspread);
             }
             return g;
-        };
-        std::int64_t c = 0;
-        if (stream) {
-            const auto address = reinterpret_cast<std::uintptr_t>(ob);
-            const std::int64_t head = static_cast<std::int64_t>((kVectorBytes - address % kVectorBytes) % kVectorBytes) /
-                                      static_cast<std::int64_t>(sizeof(T));
-            if (address % sizeof(T) == 0 && head < len) {
-                if (head > 0) store_partial(ob, head, gradient(0, head));
-                for (c = head; c + L <= len; c += L) store_stream(ob + c, gradient(c, L));
-            }
-        }
-        for (; c + L <= len; c += L) store(ob + c, gradient(c, L));
-        if (c < len) store_partial(ob + c, len - c, gradient(c, len - c));
+        });
     }
 }
 
 template <typename T>
-void scaled_grad(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef, const T* weight,
-                 const T* probs, T keep, T spread, T v_coef, T* out, bool stream) {
+void scaled_grad(const T* e, std::int64_t n, const T* maxima, T shift, double sum, T p_coef, const T* weight,
+                 const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
     const auto run = [&](auto impl) {
-        impl(e, n, maxima, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream);
+        impl(e, n, maxima, shift, sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, onehot_at, onehot);
     };
     if (v_coef == T(0)) return run(scaled_grad_impl<T, false, false, false>);
     if (weight && probs) return run(scaled_grad_impl<T, true, true, true>);

@@ -93,12 +93,17 @@ struct Kernels {
     // v_coef is 0). out may be x itself. stream: write around the caches (for outputs larger than
     // them: no read for ownership); ignored when out is x. The caller calls fence() before the
     // streamed data is read by another thread (once per batch of rows: a fence drains the buffers).
+    // Then out[onehot_at] -= onehot (onehot_at >= 0; -1: none), in double on the rounded value: the
+    // one-hot target's term, so that nobody reads the output back.
     void (*softmax_grad)(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight,
-                         const T* probs, T keep, T spread, T v_coef, T* out, bool stream);
-    // The same gradient from what stats stored: out[c] = p_coef * exp((m_b - shift) - log_sum) * e[c]
-    // - v_coef * v[c]; one multiply-add per element instead of an exp. out may be e.
-    void (*scaled_grad)(const T* e, std::int64_t n, const T* maxima, T shift, T log_sum, T p_coef,
-                        const T* weight, const T* probs, T keep, T spread, T v_coef, T* out, bool stream);
+                         const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at,
+                         double onehot);
+    // The same gradient from what stats stored, with sum = the row's stats.sum: out[c] =
+    // p_coef * exp(m_b - shift) / sum * e[c] - v_coef * v[c]; one multiply-add per element instead
+    // of an exp. out may be e.
+    void (*scaled_grad)(const T* e, std::int64_t n, const T* maxima, T shift, double sum, T p_coef,
+                        const T* weight, const T* probs, T keep, T spread, T v_coef, T* out, bool stream,
+                        std::int64_t onehot_at, double onehot);
     void (*fence)();
 
     // Loss (returned: the sum over the rows, in row order) and, when asked, per-row losses and the

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -15,6 +16,9 @@
 #ifndef XENTCPP_TARGET
 #error "compile the SIMD kernels with -DXENTCPP_TARGET=<namespace of the target>"
 #endif
+
+// For the small helpers of hot loops, which GCC otherwise leaves as calls that pass vectors through memory.
+#define XENTCPP_INLINE inline __attribute__((always_inline))
 
 namespace xentcpp::simd::XENTCPP_TARGET {
 
@@ -57,12 +61,31 @@ inline V<T> load(const T* p) {
     return v;
 }
 
+#if defined(__AVX512F__)
+// The lanes [0, n) of a vector, as an AVX-512 mask.
+template <typename T>
+inline auto first_lanes(std::int64_t n) {
+    if constexpr (std::is_same_v<T, float>) return static_cast<__mmask16>((1u << n) - 1u);
+    else return static_cast<__mmask8>((1u << n) - 1u);
+}
+#endif
+
 // The first n (< lanes) elements of p; the other lanes hold `fill`.
+// Note: with AVX-512 a masked load (one instruction, no fault past n) instead of a memcpy of
+// run-time length, which is a library call.
 template <typename T>
 inline V<T> load_partial(const T* p, std::int64_t n, T fill) {
     V<T> v = splat(fill);
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+        return reinterpret_cast<V<T>>(_mm512_mask_loadu_ps(reinterpret_cast<__m512>(v), first_lanes<T>(n), p));
+    } else {
+        return reinterpret_cast<V<T>>(_mm512_mask_loadu_pd(reinterpret_cast<__m512d>(v), first_lanes<T>(n), p));
+    }
+#else
     std::memcpy(&v, p, static_cast<std::size_t>(n) * sizeof(T));
     return v;
+#endif
 }
 
 template <typename T>
@@ -94,9 +117,74 @@ inline void stream_fence() {
 #endif
 }
 
+// The first n (< lanes) lanes of v to p[0, n).
 template <typename T>
 inline void store_partial(T* p, std::int64_t n, V<T> v) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) _mm512_mask_storeu_ps(p, first_lanes<T>(n), reinterpret_cast<__m512>(v));
+    else _mm512_mask_storeu_pd(p, first_lanes<T>(n), reinterpret_cast<__m512d>(v));
+#else
     std::memcpy(p, &v, static_cast<std::size_t>(n) * sizeof(T));
+#endif
+}
+
+// One stage of transpose(): swaps bit B of the vector index with bit B of the lane index, for the
+// pair (a, b) = (r[i], r[i + B]) with i & B == 0.
+template <int B, typename W, std::size_t... I>
+XENTCPP_INLINE void swap_bit(W& a, W& b, std::index_sequence<I...>) {
+    constexpr int L = static_cast<int>(sizeof...(I));
+    const W low = __builtin_shufflevector(a, b, ((I & B) ? static_cast<int>(I) - B + L : static_cast<int>(I))...);
+    const W high = __builtin_shufflevector(a, b, ((I & B) ? static_cast<int>(I) + L : static_cast<int>(I) + B)...);
+    a = low;
+    b = high;
+}
+
+template <int B, typename T>
+XENTCPP_INLINE void transpose_stage(V<T>* r) {
+    constexpr int L = Vec<T>::lanes;
+    if constexpr (B >= 1) {
+        for (int i = 0; i < L; ++i) {
+            if ((i & B) == 0) swap_bit<B>(r[i], r[i + B], std::make_index_sequence<L>{});
+        }
+        transpose_stage<B / 2, T>(r);
+    }
+}
+
+// In-register transpose of `lanes` vectors: lane l of r[i] becomes lane i of r[l].
+// Note: log2(lanes) stages of two-source shuffles, each exchanging one bit between the vector
+// and the lane index (the order of the stages does not matter): 64 shuffles for 16 x 16 floats.
+template <typename T>
+XENTCPP_INLINE void transpose(V<T>* r) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+        // Note: GCC turns some of the generic stages into two-source permutes (vpermt2ps); the
+        // classic sequence of in-lane unpacks and shuffles, then 128-bit block shuffles, costs as
+        // many instructions but only cheap ones.
+        __m512 t[16], u[16];
+        for (int k = 0; k < 16; k += 2) {
+            const __m512 a = reinterpret_cast<__m512>(r[k]), b = reinterpret_cast<__m512>(r[k + 1]);
+            t[k] = _mm512_unpacklo_ps(a, b);      // per 128-bit block q: a0 b0 a1 b1 (of columns 4q..)
+            t[k + 1] = _mm512_unpackhi_ps(a, b);  // a2 b2 a3 b3
+        }
+        for (int k = 0; k < 16; k += 4) {
+            u[k] = _mm512_shuffle_ps(t[k], t[k + 2], 0x44);  // column 4q of rows k..k+3
+            u[k + 1] = _mm512_shuffle_ps(t[k], t[k + 2], 0xEE);
+            u[k + 2] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+            u[k + 3] = _mm512_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+        }
+        for (int i = 0; i < 4; ++i) {  // blocks q of u[i], u[4 + i], u[8 + i], u[12 + i] make column 4q + i
+            const __m512 v1 = _mm512_shuffle_f32x4(u[i], u[4 + i], 0x88), v2 = _mm512_shuffle_f32x4(u[i], u[4 + i], 0xDD);
+            const __m512 w1 = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0x88);
+            const __m512 w2 = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0xDD);
+            r[i] = reinterpret_cast<V<T>>(_mm512_shuffle_f32x4(v1, w1, 0x88));
+            r[8 + i] = reinterpret_cast<V<T>>(_mm512_shuffle_f32x4(v1, w1, 0xDD));
+            r[4 + i] = reinterpret_cast<V<T>>(_mm512_shuffle_f32x4(v2, w2, 0x88));
+            r[12 + i] = reinterpret_cast<V<T>>(_mm512_shuffle_f32x4(v2, w2, 0xDD));
+        }
+        return;
+    }
+#endif
+    transpose_stage<Vec<T>::lanes / 2, T>(r);
 }
 
 // Lane-wise max that skips NaN in `x`: a NaN lane of x leaves m unchanged.
@@ -115,16 +203,23 @@ inline Lane<W> reduce_max(W v) {
     return m;
 }
 
-// Lane sum, in double, pairwise over the lanes.
+// The sum of the lanes of a vector of doubles, halving it: lane i + lane i + half, recursively.
+template <typename D, std::size_t... I>
+XENTCPP_INLINE double halving_sum(D d, std::index_sequence<I...>) {
+    constexpr std::size_t kHalf = sizeof...(I);
+    const auto sum = __builtin_shufflevector(d, d, I...) + __builtin_shufflevector(d, d, (I + kHalf)...);
+    if constexpr (kHalf == 1) return sum[0];
+    else return halving_sum(sum, std::make_index_sequence<kHalf / 2>{});
+}
+
+// Lane sum, in double, pairwise over the lanes (in vector registers: a loop over an array of the
+// lanes went through memory).
 template <typename W>
-inline double reduce_sum(W v) {
+XENTCPP_INLINE double reduce_sum(W v) {
     constexpr std::size_t kLanes = sizeof(W) / sizeof(Lane<W>);
-    double lanes[kLanes];
-    for (std::size_t i = 0; i < kLanes; ++i) lanes[i] = static_cast<double>(v[i]);
-    for (std::size_t width = kLanes / 2; width >= 1; width /= 2) {
-        for (std::size_t i = 0; i < width; ++i) lanes[i] += lanes[i + width];
-    }
-    return lanes[0];
+    typedef double Doubles __attribute__((vector_size(kLanes * sizeof(double))));
+    if constexpr (kLanes == 1) return static_cast<double>(v[0]);
+    else return halving_sum(__builtin_convertvector(v, Doubles), std::make_index_sequence<kLanes / 2>{});
 }
 
 }  // namespace xentcpp::simd::XENTCPP_TARGET

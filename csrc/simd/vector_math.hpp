@@ -28,13 +28,16 @@
 
 namespace xentcpp::simd::XENTCPP_TARGET {
 
+// exp<true>: for x <= 0 (or NaN), as x minus a max is: the clamp against overflow is skipped, with
+// the same results; one instruction less in the hottest loops.
 #if defined(__AVX512F__)
 // Note: AVX-512 has round-to-integer and scale-by-2^n instructions (vrndscaleps, vscalefps), which
 // replace the bit tricks below, handle the whole range (gradual underflow, exact overflow) and cost
 // two thirds of the time.
+template <bool kNonPositive = false>
 inline V<float> exp(V<float> x) {
     __m512 v = _mm512_max_ps(_mm512_set1_ps(-104.0f), reinterpret_cast<__m512>(x));  // NaN stays NaN
-    v = _mm512_min_ps(_mm512_set1_ps(89.0f), v);
+    if constexpr (!kNonPositive) v = _mm512_min_ps(_mm512_set1_ps(89.0f), v);
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), v);
@@ -49,9 +52,10 @@ inline V<float> exp(V<float> x) {
     return reinterpret_cast<V<float>>(_mm512_scalef_ps(p, n));
 }
 
+template <bool kNonPositive = false>
 inline V<double> exp(V<double> x) {
     __m512d v = _mm512_max_pd(_mm512_set1_pd(-746.0), reinterpret_cast<__m512d>(x));
-    v = _mm512_min_pd(_mm512_set1_pd(710.0), v);
+    if constexpr (!kNonPositive) v = _mm512_min_pd(_mm512_set1_pd(710.0), v);
     const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(v, _mm512_set1_pd(1.4426950408889634)),
                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0.6931467056274414), v);
@@ -71,12 +75,13 @@ inline V<double> exp(V<double> x) {
 //   x in [-87.68, -87.33): subnormal results, by gradual underflow; x < -87.68 or -inf: 0.
 //   x >= 88.38 or +inf: +inf (exp(x) overflows from 88.72; in between the result is early inf).
 //   NaN: NaN.
+template <bool kNonPositive = false>
 inline V<float> exp(V<float> x) {
     using Bits = Vec<float>::bits;
     const V<float> lowest = splat(-87.68f);  // n = round(x log2 e) stays >= -126: 2^n is normal
     const V<float> highest = splat(88.72f);
     V<float> xc = x < lowest ? lowest : x;  // comparisons are false for NaN: it passes through
-    xc = xc > highest ? highest : xc;
+    if constexpr (!kNonPositive) xc = xc > highest ? highest : xc;
 
     const V<float> magic = splat(12582912.0f);  // 1.5 * 2^23
     const V<float> t = xc * 1.44269504f + magic;
@@ -102,12 +107,13 @@ inline V<float> exp(V<float> x) {
 // exp for double lanes.
 //   x in [-708.39, 709.43]: <= 1.5 ulp (normal results; measured 0.87 with FMA, 1.15 without); below, gradual underflow to -708.74, then 0.
 //   x >= 709.44 or +inf: +inf (early inf before 709.78). NaN: NaN.
+template <bool kNonPositive = false>
 inline V<double> exp(V<double> x) {
     using Bits = Vec<double>::bits;
     const V<double> lowest = splat(-708.74);
     const V<double> highest = splat(709.79);
     V<double> xc = x < lowest ? lowest : x;
-    xc = xc > highest ? highest : xc;
+    if constexpr (!kNonPositive) xc = xc > highest ? highest : xc;
 
     const V<double> magic = splat(6755399441055744.0);  // 1.5 * 2^52
     const V<double> t = xc * 1.4426950408889634 + magic;
@@ -140,7 +146,7 @@ inline V<double> exp(V<double> x) {
 // log for float lanes.
 //   x normal and finite (>= 1.18e-38): <= 1.5 ulp (measured 0.94). +inf: +inf. 0 and subnormals: -inf.
 //   x < 0, NaN: NaN.
-inline V<float> log(V<float> x) {
+XENTCPP_INLINE V<float> log(V<float> x) {
     using Bits = Vec<float>::bits;
     const Bits bits = reinterpret_cast<Bits>(x);
     V<float> e = __builtin_convertvector((bits >> 23) - 127, V<float>);
@@ -169,7 +175,7 @@ inline V<float> log(V<float> x) {
 // log for double lanes.
 //   x normal and finite (>= 2.23e-308): <= 1.5 ulp (measured 1.18). +inf: +inf. 0 and subnormals:
 //   -inf. x < 0, NaN: NaN.
-inline V<double> log(V<double> x) {
+XENTCPP_INLINE V<double> log(V<double> x) {
     using Bits = Vec<double>::bits;
     const Bits bits = reinterpret_cast<Bits>(x);
     V<double> e = __builtin_convertvector((bits >> 52) - 1023, V<double>);
