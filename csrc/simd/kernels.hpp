@@ -107,7 +107,7 @@ struct Kernels {
     void (*fence)();
 
     // Loss (returned: the sum over the rows, in row order) and, when asked, per-row losses and the
-    // gradient of SmallRows. Lanes own rows: a group of rows is transposed into an L1 buffer.
+    // gradient of SmallRows. Lanes own rows: each group of rows is transposed in registers.
     LossSums (*small_rows)(const SmallRows<T>& rows);
 
     // Logit soft-capping, out = cap * tanh(x / cap), and its chain rule, out = g * (1 - (capped / cap)^2).
