@@ -35,7 +35,7 @@ Sum sweep_blocks(std::int64_t rows, std::int64_t row_elements, bool serial, cons
     const std::int64_t blocks = (rows + per_block - 1) / per_block;
     std::vector<Sum> sums(static_cast<std::size_t>(blocks));
     [[maybe_unused]] const bool parallel = !serial && blocks > 1 && rows * row_elements >= kParallelElements;
-    install_fork_guard();
+    install_fork_guard();  // before this region and any nested in `block` (a row split across threads)
 #pragma omp parallel for schedule(static) if (parallel)
     for (std::int64_t b = 0; b < blocks; ++b) {
         sums[static_cast<std::size_t>(b)] = block(b * per_block, std::min(rows, (b + 1) * per_block));

@@ -18,7 +18,6 @@
 #include <vector>
 
 #include "blocks.hpp"
-#include "fork_guard.hpp"
 #include "labels.hpp"
 #include "row_kernels.hpp"
 #include "simd/kernels.hpp"
@@ -383,7 +382,6 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
     using T = compute_t<S>;
     check_call(problem, options);
     require(request == nullptr || request->grad != nullptr, "grad is null");
-    detail::install_fork_guard();  // before any parallel region (a split row's too): a forked child must not hang
     const Counted counted = count_labels(problem, options);
     const RowSpec<T> spec = make_spec(problem.classes, options);
     const std::int64_t n = problem.classes;
