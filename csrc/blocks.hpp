@@ -34,11 +34,18 @@ Sum sweep_blocks(std::int64_t rows, std::int64_t row_elements, bool serial, cons
     const std::int64_t per_block = std::max<std::int64_t>(1, kBlockElements / row_elements);
     const std::int64_t blocks = (rows + per_block - 1) / per_block;
     std::vector<Sum> sums(static_cast<std::size_t>(blocks));
-    [[maybe_unused]] const bool parallel = !serial && blocks > 1 && rows * row_elements >= kParallelElements;
-    install_fork_guard();  // before this region and any nested in `block` (a row split across threads)
-#pragma omp parallel for schedule(static) if (parallel)
-    for (std::int64_t b = 0; b < blocks; ++b) {
+    const auto run = [&](std::int64_t b) {
         sums[static_cast<std::size_t>(b)] = block(b * per_block, std::min(rows, (b + 1) * per_block));
+    };
+    install_fork_guard();  // before this region and any opened by `block` (a row split across threads)
+    // Note: a plain loop when serial, not `omp parallel if (false)`: regions a split row opens inside
+    // an inactive one are nested, and get threads of their own while the pool's threads still spin
+    // (2 threads on a split row were then slower than 1).
+    if (serial || blocks == 1 || rows * row_elements < kParallelElements) {
+        for (std::int64_t b = 0; b < blocks; ++b) run(b);
+    } else {
+#pragma omp parallel for schedule(static)
+        for (std::int64_t b = 0; b < blocks; ++b) run(b);
     }
     Sum total{};
     for (const Sum& s : sums) total = total + s;

@@ -27,9 +27,7 @@ Counted count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t
     const std::int64_t blocks = (rows + kLabelBlock - 1) / kLabelBlock;
     std::vector<Counted> sums(static_cast<std::size_t>(blocks));
     std::vector<std::int64_t> first_bad(static_cast<std::size_t>(blocks), -1);
-    install_fork_guard();
-#pragma omp parallel for schedule(static) if (blocks > 1)
-    for (std::int64_t b = 0; b < blocks; ++b) {
+    const auto count_block = [&](std::int64_t b) {
         Counted sum;
         const std::int64_t end = std::min(rows, (b + 1) * kLabelBlock);
         for (std::int64_t i = b * kLabelBlock; i < end; ++i) {
@@ -43,6 +41,13 @@ Counted count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t
             sum.rows += 1.0;
         }
         sums[static_cast<std::size_t>(b)] = sum;
+    };
+    install_fork_guard();
+    if (blocks == 1) {  // no serial region: it costs about a microsecond
+        count_block(0);
+    } else {
+#pragma omp parallel for schedule(static)
+        for (std::int64_t b = 0; b < blocks; ++b) count_block(b);
     }
     Counted total;
     for (std::int64_t b = 0; b < blocks; ++b) {
