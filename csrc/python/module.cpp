@@ -15,6 +15,7 @@
 
 #include "arrays.hpp"
 #include "config.hpp"
+#include "xentcpp/memory_probe.hpp"
 #include "xentcpp/xentcpp.hpp"
 
 namespace py = pybind11;
@@ -205,6 +206,30 @@ py::object fast(py::handle input, py::handle target, int want, py::handle reduct
     return py::none();
 }
 
+// The memory probes take any C-contiguous array as bytes (the benchmark's roofline, measured beside the kernels).
+const void* bytes_of(const py::array& array, const char* name) {
+    require((array.flags() & py::array::c_style) != 0, std::string(name) + " must be C-contiguous");
+    return array.data();
+}
+
+int read_probe(const py::array& data) {
+    const void* p = bytes_of(data, "data");
+    const auto n = static_cast<std::int64_t>(data.nbytes());
+    py::gil_scoped_release release;
+    return xentcpp::read_probe(p, n);
+}
+
+void copy_probe(py::array& dst, const py::array& src) {
+    require(dst.writeable(), "dst must be writeable");
+    require(dst.nbytes() == src.nbytes(), "dst and src must have the same number of bytes");
+    void* d = dst.mutable_data();
+    const void* s = bytes_of(src, "src");
+    bytes_of(dst, "dst");
+    const auto n = static_cast<std::int64_t>(src.nbytes());
+    py::gil_scoped_release release;
+    xentcpp::copy_probe(d, s, n);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -221,6 +246,10 @@ PYBIND11_MODULE(_core, m) {
           "The SIMD target the kernels run on: 'avx512', 'avx2' or 'baseline' (XENTCPP_SIMD can force a lower one).");
     m.def("simd_target_supported", [](const std::string& name) { return xentcpp::simd_target_supported(name.c_str()); },
           "Whether this build and CPU can run the named SIMD target.");
+    m.def("read_probe", &read_probe, py::arg("data"),
+          "The bitwise OR of every byte of a C-contiguous array, read by the kernels' threads with no arithmetic.");
+    m.def("copy_probe", &copy_probe, py::arg("dst"), py::arg("src"),
+          "Copies the bytes of src into dst (C-contiguous, same size, not overlapping) with the kernels' threads.");
     bind_functions(m);
     m.attr("__version__") = XENTCPP_VERSION;
     xentcpp_bind_config(m);  // compiler, SIMD targets, OpenMP and the thread count (config.cpp)

@@ -665,6 +665,30 @@ double sum_p_log_p_over_q(const T* p, const T* q, std::int64_t n) {
     });
 }
 
+// Note: 32-byte vectors, four in flight, on every target: on the AVX-512 machine here no variant
+// measured read faster (eight 64-byte vectors in flight read about 4 % slower).
+std::uint8_t or_bytes(const unsigned char* p, std::int64_t n) {
+    typedef std::int32_t Bits __attribute__((vector_size(kVectorBytes < 32 ? kVectorBytes : 32)));
+    constexpr int kInFlight = 4;
+    constexpr auto kBytes = static_cast<std::int64_t>(sizeof(Bits));
+    Bits acc[kInFlight] = {};
+    std::int64_t i = 0;
+    for (; i + kInFlight * kBytes <= n; i += kInFlight * kBytes) {
+        for (int k = 0; k < kInFlight; ++k) {
+            Bits v;
+            std::memcpy(&v, p + i + k * kBytes, sizeof v);
+            acc[k] |= v;
+        }
+    }
+    for (int k = 1; k < kInFlight; ++k) acc[0] |= acc[k];
+    unsigned char folded[sizeof(Bits)];
+    std::memcpy(folded, &acc[0], sizeof folded);
+    unsigned out = 0;
+    for (const unsigned char byte : folded) out |= byte;
+    for (; i < n; ++i) out |= p[i];
+    return static_cast<std::uint8_t>(out);
+}
+
 template <typename T>
 const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
                            &stats<T>,
@@ -687,7 +711,8 @@ const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
                            &elementwise<T, log_lanes<T>>,
                            &elementwise<T, expm1_lanes<T>>,
                            &elementwise<T, log1p_lanes<T>>,
-                           &elementwise<T, tanh_lanes<T>>};
+                           &elementwise<T, tanh_lanes<T>>,
+                           &or_bytes};
 
 }  // namespace
 

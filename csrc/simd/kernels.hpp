@@ -146,6 +146,10 @@ struct Kernels {
     void (*expm1)(const T* x, std::int64_t n, T* out);
     void (*log1p)(const T* x, std::int64_t n, T* out);
     void (*tanh)(const T* x, std::int64_t n, T* out);
+
+    // The bitwise OR of the bytes p[0, n): a pass over memory with no arithmetic, several vectors in
+    // flight (the read of xentcpp::read_probe, the roofline the benchmark compares the kernels with).
+    std::uint8_t (*or_bytes)(const unsigned char* p, std::int64_t n);
 };
 
 // The targets compiled into this build, best first, and the one in use.

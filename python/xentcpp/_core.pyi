@@ -52,6 +52,13 @@ def fast(
     reduction, an int ignore_index, a float label_smoothing in [0, 1], and an out that is None, the
     input, or a writeable C-contiguous array of its shape and dtype overlapping no argument."""
 
+# The benchmark's roofline: passes over memory with the kernels' threads and no arithmetic.
+def read_probe(data: npt.NDArray[Any]) -> int:
+    """The bitwise OR of every byte of a C-contiguous array (ValueError if it is not)."""
+
+def copy_probe(dst: npt.NDArray[Any], src: npt.NDArray[Any]) -> None:
+    """Copies src's bytes into dst: both C-contiguous, same size, not overlapping, dst writeable (else ValueError)."""
+
 # Build and runtime facts and the thread count (csrc/python/config.cpp; public in xentcpp._config).
 def compiler() -> str:
     """The compiler that built the extension, with its version."""
