@@ -11,7 +11,7 @@ Method
 * Threads: every library gets ``THREADS`` (2) threads. ``OMP_NUM_THREADS`` and friends are set below,
   before NumPy is imported (importing this package sets them, so import it first); ``torch.set_num_threads``;
   JAX sizes its CPU pool from the CPUs the process may run on, so on a machine with more CPUs every thread
-  of the process is pinned to ``THREADS`` of them at the start (which also bounds the bandwidth threads).
+  of the process is pinned to ``THREADS`` of them at the start (which also bounds the probes' threads).
   NumPy's elementwise ufuncs run on one thread whatever the setting.
 * Timing: per shape, every (implementation, operation) pair is warmed up (JAX compiles then), given a
   number of calls per sample so that a sample lasts at least ``min_sample_s`` (many calls for tiny
@@ -21,18 +21,19 @@ Method
   xentcpp's ``fused out=`` row, which writes into a pre-faulted buffer.
 * Agreement: the first (warm-up) result of each peer is compared with xentcpp's (loss, and the gradient
   for fused calls); a disagreement is listed under anomalies, it is not an error.
-* Bandwidth, measured in this run: at the start, after each shape and at the end; the best is used, as
-  noise only slows. ``THREADS`` Python threads each work on one contiguous slice of a >= 1 GiB float32
-  array (NumPy releases the GIL inside reductions and copies of numeric arrays). read: the faster of
-  ``np.add.reduce`` (float32) and ``np.bitwise_or.reduce`` (uint64 view), bytes read per second; write:
-  ``np.copyto`` of a scalar into a pre-faulted array, bytes written per second; copy: ``np.copyto`` of
-  the array into the pre-faulted one, counted as STREAM does, (bytes read + bytes written) / time, so a
-  copy of B bytes moves 2B. Each is the best of several repeats, as STREAM reports.
+* Bus, measured beside the kernels: xentcpp's C++ probes (``_core.read_probe``: the OR of every byte;
+  ``_core.copy_probe``: ``memcpy``), with ``THREADS`` threads, each on one contiguous part of a
+  pre-faulted float32 array several times the last-level cache, are two more calls in every case's
+  round-robin. read = bytes / the read probe's median; copy = 2 * bytes / the copy probe's median
+  (STREAM counts a copy of B bytes as 2B moved). Why not once per run, or the best of many: this
+  machine's bus drifts between about 39 and 75 GB/s read within minutes (its neighbours), so only a
+  bound timed in the same rounds as a kernel compares like with like; the best of many picks the bursts.
 * Roofline, as the project's issue defines it: forward bound = ``N*C*itemsize / read`` (the logits only;
   the ``N*8`` bytes of int64 labels are read too but not counted, and listed in a note); fused bound =
-  ``2*N*C*itemsize / copy``, i.e. the time of a plain copy of the logits into a pre-faulted buffer.
-  Reported per xentcpp time: time / bound, and % of bus = bound / time. ``fused out=`` is compared with
-  the same fused bound; ``fused`` also pays for faulting in its new gradient, which the bound does not.
+  ``2*N*C*itemsize / copy``, i.e. the time of a plain copy of the logits into a pre-faulted buffer, with
+  each case's own read and copy. Reported per xentcpp median: time / bound, and % of bus = bound / time.
+  ``fused out=`` is compared with the same fused bound; ``fused`` also pays for faulting in its new
+  gradient, which the bound does not.
   A time under its bound (the kernel got more bandwidth than the measurement) is listed under anomalies.
 * Targets: the issue's targets (time / bound at most a limit; speed-up over a peer at least a limit) are
   in :mod:`xentbench.roofline`; the table marks each one met or not, and the report lists them all.

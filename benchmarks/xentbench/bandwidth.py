@@ -1,94 +1,59 @@
-"""Memory bandwidth of this machine, measured with ``THREADS`` Python threads on pre-faulted arrays.
+"""The memory bus, measured beside the kernels: xentcpp's own read and copy probes, sampled in the same
+rounds as the implementations of each case.
 
-Each thread works on one contiguous slice; NumPy releases the GIL inside reductions and copies of
-numeric arrays, so the threads run together. Rates are bytes per second, best of several repeats as
-STREAM reports: read (the faster of two reductions), write (a scalar fill) and copy, counted as STREAM
-counts it, (bytes read + bytes written) / time, so copying B bytes moves 2B.
+The probes (``xentcpp._core.read_probe`` and ``copy_probe``, C++) pass over a pre-faulted array with
+the kernels' threads and no arithmetic: the read ORs every byte, the copy is ``memcpy``, each thread on
+one contiguous part. The array is several times the last-level cache, so they measure the bus, not a
+cache. Rates are bytes per second; a copy is counted as STREAM counts it, (bytes read + bytes written)
+/ time, so copying B bytes moves 2B.
+
+Note: on a shared machine the bus drifts by tens of percent within minutes (39-75 GB/s read, seen
+here on one day), so a bound from a separate measurement, or the best of many, says little about the
+rounds a kernel was timed in: each case's bound comes from the probes' medians in its own rounds.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-import time
 from typing import Any, Callable
 
 import numpy as np
 
-# Bytes each kernel moves, in units of the array size: a copy reads the source and writes the destination.
-MOVED = {"read_sum": 1, "read_or": 1, "write": 1, "copy": 2}
+# Bytes each probe moves, in units of the array size: a copy reads the source and writes the destination.
+MOVED = {"read": 1, "copy": 2}
 
-__all__ = ["MOVED", "BandwidthMeter", "run_threads", "summarize_bandwidth"]
-
-
-def run_threads(work: Callable[[int], Any], threads: int) -> float:
-    """Runs ``work(i)`` for ``i < threads`` on as many threads, started together; returns wall seconds."""
-    barrier = threading.Barrier(threads + 1)
-
-    def worker(i: int) -> None:
-        barrier.wait()
-        work(i)
-
-    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for thread in pool:
-        thread.join()
-    return time.perf_counter() - start
+__all__ = ["MOVED", "BusProbe", "summarize_bandwidth"]
 
 
-class BandwidthMeter:
-    """Times reading, writing and copying two pre-faulted float32 arrays with several Python threads.
+class BusProbe:
+    """Two pre-faulted float32 arrays and the calls that read one and copy it into the other.
 
     Parameters
     ----------
     nbytes : int
-        Size of each array (the source, and the destination).
-    threads : int
-        Number of threads.
+        Size of each array.
     """
 
-    def __init__(self, nbytes: int, threads: int) -> None:
+    def __init__(self, nbytes: int) -> None:
+        from xentcpp import _core
+
         n = nbytes // 4
-        self.nbytes, self.threads = 4 * n, threads
+        self.nbytes = 4 * n
         src, dst = np.empty(n, np.float32), np.empty(n, np.float32)
         src.fill(1.0)  # faults every page in
         dst.fill(0.0)
-        cuts = np.linspace(0, n, threads + 1).astype(int)
-        srcs = [src[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
-        dsts = [dst[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
-        self.kernels: dict[str, Callable[[int], Any]] = {
-            "read_sum": lambda i: np.add.reduce(srcs[i]),
-            "read_or": lambda i: np.bitwise_or.reduce(srcs[i].view(np.uint64)),
-            "write": lambda i: np.copyto(dsts[i], np.float32(2.0)),
-            "copy": lambda i: np.copyto(dsts[i], srcs[i]),
+        self.calls: dict[str, Callable[[], Any]] = {
+            "read": lambda: _core.read_probe(src),
+            "copy": lambda: _core.copy_probe(dst, src),
         }
 
-    def measure(self, repeats: int) -> dict[str, float]:
-        """Best bandwidths (bytes/s) over ``repeats`` interleaved repeats.
-
-        Returns
-        -------
-        dict
-            ``read``: the faster of ``read_sum`` (``np.add.reduce`` of float32, whose pairwise sum can be
-            compute bound on one core) and ``read_or`` (``np.bitwise_or.reduce`` of a uint64 view);
-            ``write`` (``np.copyto`` of a scalar); ``copy`` (``np.copyto`` of the array: bytes read plus
-            bytes written per second, twice the destination's bytes per second).
-        """
-        best = dict.fromkeys(self.kernels, math.inf)
-        for _ in range(repeats):
-            for name, kernel in self.kernels.items():
-                best[name] = min(best[name], run_threads(kernel, self.threads))
-        rates = {name: MOVED[name] * self.nbytes / seconds for name, seconds in best.items()}
-        rates["read"] = max(rates["read_sum"], rates["read_or"])
-        return rates
+    def rates(self, seconds: dict[str, float]) -> dict[str, float]:
+        """Bytes per second of each probe, from its seconds per call."""
+        return {name: MOVED[name] * self.nbytes / seconds[name] for name in self.calls}
 
 
-def summarize_bandwidth(measurements: list[dict[str, float]]) -> dict[str, Any]:
-    """The measurements, and per kernel their minimum and maximum; the maximum is used (noise only slows)."""
-    names = measurements[0].keys()
-    return {"measurements": measurements,
-            "min": {name: min(m[name] for m in measurements) for name in names},
-            "used": {name: max(m[name] for m in measurements) for name in names}}
+def summarize_bandwidth(per_case: list[dict[str, float]]) -> dict[str, Any]:
+    """The rates of every case, and per probe their minimum and maximum over the run."""
+    names = per_case[0].keys() if per_case else ()
+    return {"per_case": per_case,
+            "min": {name: min(r[name] for r in per_case) for name in names},
+            "max": {name: max(r[name] for r in per_case) for name in names}}

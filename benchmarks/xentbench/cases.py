@@ -62,9 +62,7 @@ class Settings:
     rounds: int  # interleaved rounds; the median is reported
     min_sample_s: float  # shortest sample: small shapes get many calls per sample
     budget_s: float  # a peer whose timed rounds would take longer on a shape is skipped there
-    bandwidth_bytes: int  # size of each bandwidth array
-    bandwidth_repeats: int  # bandwidth repeats at the start and the end (the best is kept)
-    bandwidth_between: int  # bandwidth repeats after each shape
+    bandwidth_bytes: int  # size of each array of the bus probes (several times the last-level cache)
     memory_case: Case
     memory_impls: tuple[str, ...]  # implementations whose memory is measured
 
@@ -74,8 +72,7 @@ FULL = Settings(
         Case(2_000_000, 10), Case(32_768, 1_000), Case(2_048, 32_000), Case(512, 128_256),
         Case(1, 1_000_000), Case(1, 4_000_000), Case(32, 10), Case(4_096, 1_000, "float64"),
     ),
-    rounds=9, min_sample_s=0.05, budget_s=60.0, bandwidth_bytes=2**30, bandwidth_repeats=7,
-    bandwidth_between=2,
+    rounds=9, min_sample_s=0.05, budget_s=60.0, bandwidth_bytes=2**28,
     memory_case=Case(2_048, 32_000), memory_impls=IMPLS,
 )
 QUICK = Settings(
@@ -83,8 +80,7 @@ QUICK = Settings(
         Case(200_000, 10), Case(4_096, 1_000), Case(256, 32_000), Case(64, 128_256),
         Case(1, 1_000_000), Case(1, 4_000_000), Case(32, 10), Case(1_024, 1_000, "float64"),
     ),
-    rounds=3, min_sample_s=0.01, budget_s=1.5, bandwidth_bytes=2**28, bandwidth_repeats=3,
-    bandwidth_between=1,
+    rounds=3, min_sample_s=0.01, budget_s=1.5, bandwidth_bytes=2**27,
     memory_case=Case(512, 32_000), memory_impls=("xentcpp",),
 )
 

@@ -1,6 +1,6 @@
 """The machine a run is on: CPU model, CPU counts, RAM, platform; and pinning to ``THREADS`` CPUs.
 
-JAX sizes its CPU thread pool from the CPUs the process may run on, and the bandwidth threads should
+JAX sizes its CPU thread pool from the CPUs the process may run on, and the probes' threads should
 not spread over more cores than the libraries use: :func:`pin_cpus` restricts the process, and every
 thread it has, to the first ``count`` CPUs it may use.
 """

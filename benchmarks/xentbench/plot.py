@@ -44,10 +44,11 @@ def plot(report: Report, path: Path) -> None:
         ax.set_xticks(pos, [item.case.short for item in items], fontsize=11)
         ax.grid(axis="y", which="both", alpha=0.3)
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=10)
-    meta, used = report.meta, report.bandwidth["used"]
+    meta, low, high = report.meta, report.bandwidth["min"], report.bandwidth["max"]
     fig.suptitle(f"xentcpp {meta['versions']['xentcpp']} ({meta['simd_target']}) vs NumPy, PyTorch, JAX — "
-                 f"{meta['date']}\n{meta['cpu']}, {THREADS} threads; read {used['read'] / 1e9:.1f} GB/s, "
-                 f"copy {used['copy'] / 1e9:.1f} GB/s (read + written); bounds: forward N·C·itemsize / read, "
+                 f"{meta['date']}\n{meta['cpu']}, {THREADS} threads; bus measured beside each case: read "
+                 f"{low['read'] / 1e9:.0f}–{high['read'] / 1e9:.0f} GB/s, copy {low['copy'] / 1e9:.0f}–"
+                 f"{high['copy'] / 1e9:.0f} GB/s (read + written); bounds: forward N·C·itemsize / read, "
                  "fused 2·N·C·itemsize / copy", fontsize=12)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -28,10 +28,13 @@ class Entry:
 
 @dataclasses.dataclass
 class CaseResult:
-    """Every entry of one case (``entries[impl][op]``) and its roofline bound per op, in seconds."""
+    """Every entry of one case (``entries[impl][op]``), the bus probes' entries (``bus[name]``), the
+    bandwidths they give (bytes/s) and the roofline bound per op, in seconds."""
 
     case: Case
     entries: dict[str, dict[str, Entry]]
+    bus: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    bandwidth: dict[str, float] = dataclasses.field(default_factory=dict)
     bound: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def ratio(self, op: str) -> float | None:

@@ -73,8 +73,9 @@ def case_rows(item: CaseResult) -> list[str]:
             targets, marks = f"({targets})", f"({marks})"
         mine = item.entries["xentcpp"].get(op)
         peers = [item.entries[p].get(op) if op != "fused_out" else None for p in PEERS]
+        rate = item.bandwidth["read" if op == "forward" else "copy"]
         cells = [item.case.label if op == "forward" else "", OP_LABELS[op], fmt_bytes(bytes_moved(item.case, op)),
-                 fmt_time(bound), cell(mine), f"{ratio:.3g}" if ratio else "n/a", targets, marks,
+                 f"{rate / 1e9:.1f}", fmt_time(bound), cell(mine), f"{ratio:.3g}" if ratio else "n/a", targets, marks,
                  f"{100 / ratio:.0f}%" if ratio else "n/a", *(cell(p) for p in peers),
                  *(speedup_cell(item, p, op) for p in PEERS)]
         rows.append("| " + " | ".join(cells) + " |")
@@ -83,7 +84,7 @@ def case_rows(item: CaseResult) -> list[str]:
 
 def results_table(report: Report) -> list[str]:
     """The timing table, one block of rows per case."""
-    header = ["shape", "op", "bytes in bound", "roofline", "xentcpp", "time / roofline", "target", "met?",
+    header = ["shape", "op", "bytes in bound", "bus (GB/s)", "roofline", "xentcpp", "time / roofline", "target", "met?",
               "% of bus", *PEERS, *(f"vs {p}" for p in PEERS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for item in report.cases:
@@ -136,16 +137,13 @@ def memory_lines(report: Report) -> list[str]:
 
 
 def bandwidth_line(report: Report) -> str:
-    """The range of the raw bandwidths measured during the run, and the ones used (the best)."""
+    """How the bus was measured, and the range of its medians over the cases."""
     bw, s = report.bandwidth, report.settings
-    parts = [f"{name} {bw['min'][name] / 1e9:.1f}–{bw['used'][name] / 1e9:.1f} GB/s (used "
-             f"{bw['used'][name] / 1e9:.1f})" for name in ("read", "write", "copy")]
-    return (f"- bandwidth ({THREADS} threads, {s.bandwidth_bytes / 2**30:g} GiB arrays; measured "
-            f"{len(bw['measurements'])} times: at the start and the end, best of {s.bandwidth_repeats}, and "
-            f"after each shape, best of {s.bandwidth_between}): " + ", ".join(parts)
-            + f"; read = best of np.add.reduce ({bw['used']['read_sum'] / 1e9:.1f}) and np.bitwise_or.reduce "
-            f"({bw['used']['read_or'] / 1e9:.1f}); copy counted STREAM-style, bytes read + written "
-            f"(the destination alone: {bw['used']['copy'] / 2e9:.1f} GB/s)")
+    parts = [f"{name} {bw['min'][name] / 1e9:.1f}–{bw['max'][name] / 1e9:.1f} GB/s" for name in ("read", "copy")]
+    return (f"- bus: xentcpp's probes (C++, {THREADS} threads, no arithmetic: read = OR of every byte, copy = "
+            f"memcpy) over {s.bandwidth_bytes / 2**20:g} MiB pre-faulted arrays, sampled in every case's rounds "
+            "beside the implementations; each case's bound uses the probes' medians in its own rounds (column "
+            "'bus'). Over the cases: " + ", ".join(parts) + "; copy counted STREAM-style, bytes read + written")
 
 
 def header_lines(report: Report) -> list[str]:
@@ -165,7 +163,7 @@ def header_lines(report: Report) -> list[str]:
         bandwidth_line(report),
         ("- roofline (the issue's definition): forward = N·C·itemsize / read (the logits only); fused = "
          "2·N·C·itemsize / copy, the time of a copy of the logits into a pre-faulted buffer; 'fused out=' has "
-         "the fused bound. time / roofline = xentcpp time / bound (target: at most); % of bus = bound / time"),
+         "the fused bound. time / roofline = xentcpp's median / bound (target: at most); % of bus = bound / time"),
         (f"- timing: median of {s.rounds} interleaved rounds (order rotated), each sample ≥ "
          f"{s.min_sample_s * 1e3:g} ms (many calls for small shapes; times are per call); "
          "'fused' returns a new gradient, 'fused out=' writes into a pre-faulted buffer; "
@@ -198,7 +196,8 @@ def to_json(report: Report) -> dict[str, Any]:
         "cases": [{
             "label": item.case.label, "rows": item.case.rows, "classes": item.case.classes,
             "dtype": item.case.dtype, "bytes_logits": item.case.bytes_logits,
-            "bytes_labels": item.case.bytes_labels, "roofline_s": item.bound,
+            "bytes_labels": item.case.bytes_labels, "bus_bytes_per_s": item.bandwidth,
+            "bus_samples_s": {name: entry.samples_s for name, entry in item.bus.items()}, "roofline_s": item.bound,
             "results": {impl: {op: vars(entry) for op, entry in ops.items()}
                         for impl, ops in item.entries.items()},
         } for item in report.cases],

@@ -1,15 +1,16 @@
-"""One run: the bandwidth, every case timed interleaved (with agreement checks), then memory.
+"""One run: every case timed interleaved with the bus probes (with agreement checks), then memory.
 
 :func:`run_case` builds the calls of every implementation on one case, warms and calibrates each (the
 first result of a peer is compared with xentcpp's), skips a peer whose rounds would exceed the budget,
-samples the rest round-robin and keeps the medians. :func:`run` measures the bandwidth at the start,
-after each case and at the end, computes the bounds from the best bandwidths, and measures memory.
+samples the rest round-robin together with the bus probes, and keeps the medians. :func:`run` computes
+each case's bounds from the probes' medians in that case's rounds, and measures memory.
 """
 
 from __future__ import annotations
 
 import datetime
 import gc
+import math
 import os
 import resource
 import time
@@ -18,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import THREADS
-from .bandwidth import BandwidthMeter, summarize_bandwidth
+from .bandwidth import BusProbe, summarize_bandwidth
 from .cases import IMPLS, OPS, Case, Settings, make_inputs
 from .machine import machine
 from .memory import memory_table
@@ -72,11 +72,15 @@ def build_calls(x: np.ndarray, y: np.ndarray, impls: Sequence[str],
     return calls
 
 
-def run_case(case: Case, settings: Settings, impls: Sequence[str]) -> dict[str, dict[str, Entry]]:
-    """Times every implementation's forward and fused call on ``case``, interleaved; frees the inputs."""
+def run_case(case: Case, settings: Settings, impls: Sequence[str],
+             probe: BusProbe) -> tuple[dict[str, dict[str, Entry]], dict[str, Entry]]:
+    """Times every implementation's forward and fused call on ``case`` and the bus probes, interleaved;
+    frees the inputs. Returns the entries per implementation and op, and the probes' entries."""
     x, y = make_inputs(case)
     entries: dict[str, dict[str, Entry]] = {impl: {} for impl in impls}
+    entries["bus"] = {}
     calls = build_calls(x, y, impls, entries)
+    calls.update({f"bus/{name}": call for name, call in probe.calls.items()})
     numbers: dict[str, int] = {}
     references: dict[str, Any] = {}
     for key in list(calls):
@@ -87,9 +91,9 @@ def run_case(case: Case, settings: Settings, impls: Sequence[str]) -> dict[str, 
             entries[impl][op] = Entry("error", note=f"{type(err).__name__}: {err}")
             del calls[key]
             continue
-        errors = check_against(references, impl, op, result)
+        errors = check_against(references, impl, op, result) if impl != "bus" else {}
         del result
-        if impl != "xentcpp" and per_call * number * settings.rounds > settings.budget_s:
+        if impl not in ("xentcpp", "bus") and per_call * number * settings.rounds > settings.budget_s:
             note = f"{per_call:.3g} s per call: {settings.rounds} rounds exceed {settings.budget_s:g} s"
             entries[impl][op] = Entry("skipped", note=note, errors=errors)
             del calls[key]
@@ -103,33 +107,30 @@ def run_case(case: Case, settings: Settings, impls: Sequence[str]) -> dict[str, 
         entries[impl][op].median_s = float(np.median(values))
     del calls, references, x, y
     gc.collect()
-    return entries
+    return entries, entries.pop("bus")
 
 
 def run(settings: Settings, command: str) -> Report:
-    """Measures the bandwidth, then every case (the bandwidth again after each), then memory."""
+    """Times every case beside the bus probes, computes each case's bounds, then measures memory."""
     start = time.perf_counter()
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), **machine(), "command": command,
             "load_before": os.getloadavg()[0], "versions": library_versions(), "simd_target": simd_target()}
     impls = [impl for impl in IMPLS if not meta["versions"][impl].startswith("n/a")]
-    print(f"bandwidth ({settings.bandwidth_bytes / 2**30:g} GiB, {THREADS} threads)...", flush=True)
-    meter = BandwidthMeter(settings.bandwidth_bytes, THREADS)
-    measurements = [meter.measure(settings.bandwidth_repeats)]
+    probe = BusProbe(settings.bandwidth_bytes)
     cases: list[CaseResult] = []
     for case in settings.cases:
         print(f"{case.label}...", flush=True)
-        entries = run_case(case, settings, impls)
+        entries, bus = run_case(case, settings, impls, probe)
         for impl in IMPLS:
             if impl not in impls:
                 entries[impl] = {op: Entry("n/a", note=meta["versions"][impl]) for op in OPS[:2]}
-        cases.append(CaseResult(case, entries))
+        item = CaseResult(case, entries, bus=bus)
+        item.bandwidth = probe.rates({name: bus[name].median_s or math.nan for name in probe.calls})
+        item.bound = bounds(case, item.bandwidth)
+        cases.append(item)
         free_peer_caches()
-        measurements.append(meter.measure(settings.bandwidth_between))
-    measurements.append(meter.measure(settings.bandwidth_repeats))
-    del meter
-    bandwidth = summarize_bandwidth(measurements)
-    for item in cases:
-        item.bound = bounds(item.case, bandwidth["used"])
+    del probe
+    bandwidth = summarize_bandwidth([item.bandwidth for item in cases])
     meta["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print("memory (fresh processes)...", flush=True)
     memory = memory_table(settings, meta["versions"])
