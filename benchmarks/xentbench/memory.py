@@ -84,7 +84,8 @@ def measure_memory(impl: str, op: str, case: Case, timeout_s: float = 600.0) -> 
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"exit {done.returncode}: {tail}"}
-    return json.loads(lines[-1])
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
 
 
 def memory_table(settings: Settings, versions: dict[str, str]) -> dict[str, dict[str, Any]]:

@@ -126,7 +126,7 @@ def load_jax() -> SimpleNamespace:
     import jax
     import optax  # type: ignore[import-untyped, unused-ignore]
 
-    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call, unused-ignore]
     if jax.default_backend() != "cpu":
         raise ImportError(f"JAX runs on {jax.default_backend()}, not the CPU")
 
