@@ -100,9 +100,11 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
     V<T> sum{}, dot{}, mass{};
     V<T> vnext = splat(kMinusInf<T>);
     const auto accumulate = [&](V<T> z, std::int64_t c, std::int64_t valid) {
-        const V<T> e = exp<true>(z);  // z <= 0: x minus the block's max
-        sum += e;
+        // z <= 0: x minus the block's max. The sum by exp_sum, also when the exponentials are stored
+        // for the gradient (by exp): a loss is the same with or without its gradient.
+        sum += exp_sum(z);
         if constexpr (kStore) {
+            const V<T> e = exp<true>(z);
             if (valid == L) store(exp_out + c, e);
             else store_partial(exp_out + c, valid, e);
         }
@@ -288,13 +290,15 @@ XENTCPP_INLINE void store_columns(const V<T>* col, std::int64_t n, T* rows) {
 //   3. loss per lane from log s (vector log), as the per-row kernel does;
 //   4. gradient per class from the kept exponentials divided by s, transposed back (store_columns).
 // kN > 0: the class count, known at compile time (loops unroll); 0: a.classes at run time.
+// The sum by exp_sum (as stats: a loss is the same with or without its gradient); with a gradient
+// (kSumOnly false) the exponentials are also kept, by exp, for step 4.
 template <typename T>
 struct GroupLoss {
     V<T> loss;    // cross-entropy term
     V<T> z_loss;  // z-loss term
 };
 
-template <typename T, int kN>
+template <typename T, int kN, bool kSumOnly>
 XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
     constexpr int L = Vec<T>::lanes;
     const std::int64_t n = kN > 0 ? kN : a.classes;
@@ -333,16 +337,16 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     if (a.weight == nullptr && smooth_coef == 0.0) {  // the common case, without the per-class tests
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            col[c] = exp<true>(z);
-            sum += col[c];
+            sum += exp_sum(z);
+            if constexpr (!kSumOnly) col[c] = exp<true>(z);
             target_shift = label == static_cast<T>(c) ? z : target_shift;
         }
         target_weight = splat(T(1));
     } else {
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            col[c] = exp<true>(z);
-            sum += col[c];
+            sum += exp_sum(z);
+            if constexpr (!kSumOnly) col[c] = exp<true>(z);
             const auto hit = label == static_cast<T>(c);
             target_shift = hit ? z : target_shift;
             target_weight = hit ? splat(w(c)) : target_weight;
@@ -392,7 +396,7 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     return {loss, z_loss};
 }
 
-template <typename T, int kN>
+template <typename T, int kN, bool kSumOnly>
 LossSums small_rows_n(const SmallRows<T>& a) {
     constexpr int L = Vec<T>::lanes;
     WideDouble<T> total{}, z_total{};  // one double per lane: the rows' losses are summed in double
@@ -401,7 +405,7 @@ LossSums small_rows_n(const SmallRows<T>& a) {
         // Fetch a few groups ahead (as stats does for blocks), so memory and arithmetic overlap.
         const char* ahead = reinterpret_cast<const char*>(a.x + r0 * a.classes) + kSmallPrefetchBytes;
         for (std::int64_t b = 0; b < group_bytes; b += 64) __builtin_prefetch(ahead + b);
-        const GroupLoss<T> group = small_group<T, kN>(a, r0, a.rows - r0 < L ? a.rows - r0 : L);
+        const GroupLoss<T> group = small_group<T, kN, kSumOnly>(a, r0, a.rows - r0 < L ? a.rows - r0 : L);
         total += __builtin_convertvector(group.loss, WideDouble<T>);
         if (a.z_loss != 0.0) z_total += __builtin_convertvector(group.z_loss, WideDouble<T>);
     }
@@ -409,18 +413,23 @@ LossSums small_rows_n(const SmallRows<T>& a) {
 }
 
 // The most common small class counts get a copy with the count built in.
+template <typename T, bool kSumOnly>
+LossSums small_rows_for(const SmallRows<T>& a) {
+    switch (a.classes) {
+        case 2: return small_rows_n<T, 2, kSumOnly>(a);
+        case 3: return small_rows_n<T, 3, kSumOnly>(a);
+        case 4: return small_rows_n<T, 4, kSumOnly>(a);
+        case 5: return small_rows_n<T, 5, kSumOnly>(a);
+        case 8: return small_rows_n<T, 8, kSumOnly>(a);
+        case 10: return small_rows_n<T, 10, kSumOnly>(a);
+        case 16: return small_rows_n<T, 16, kSumOnly>(a);
+        default: return small_rows_n<T, 0, kSumOnly>(a);
+    }
+}
+
 template <typename T>
 LossSums small_rows(const SmallRows<T>& a) {
-    switch (a.classes) {
-        case 2: return small_rows_n<T, 2>(a);
-        case 3: return small_rows_n<T, 3>(a);
-        case 4: return small_rows_n<T, 4>(a);
-        case 5: return small_rows_n<T, 5>(a);
-        case 8: return small_rows_n<T, 8>(a);
-        case 10: return small_rows_n<T, 10>(a);
-        case 16: return small_rows_n<T, 16>(a);
-        default: return small_rows_n<T, 0>(a);
-    }
+    return a.grad ? small_rows_for<T, false>(a) : small_rows_for<T, true>(a);
 }
 
 // out = factor_b * e - v_coef * v per block b of kBlock elements, with e = exp(x - m_b) from stats
@@ -473,6 +482,8 @@ void elementwise(const T* x, std::int64_t n, T* out) {
 
 template <typename T>
 V<T> exp_lanes(V<T> x) { return exp(x); }
+template <typename T>
+V<T> exp_sum_lanes(V<T> x) { return exp_sum(x); }
 template <typename T>
 V<T> log_lanes(V<T> x) { return log(x); }
 template <typename T>
@@ -687,7 +698,8 @@ const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
                            &elementwise<T, log_lanes<T>>,
                            &elementwise<T, expm1_lanes<T>>,
                            &elementwise<T, log1p_lanes<T>>,
-                           &elementwise<T, tanh_lanes<T>>};
+                           &elementwise<T, tanh_lanes<T>>,
+                           &elementwise<T, exp_sum_lanes<T>>};
 
 }  // namespace
 
