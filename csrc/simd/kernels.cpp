@@ -100,11 +100,12 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
     V<T> sum{}, dot{}, mass{};
     V<T> vnext = splat(kMinusInf<T>);
     const auto accumulate = [&](V<T> z, std::int64_t c, std::int64_t valid) {
-        // z <= 0: x minus the block's max. The sum by exp_sum, also when the exponentials are stored
-        // for the gradient (by exp): a loss is the same with or without its gradient.
-        sum += exp_sum(z);
+        // z <= 0: x minus the block's max. exp_sum, also for the exponentials stored for the gradient:
+        // a loss must be the same with or without its gradient, and exp for the stored ones next to
+        // exp_sum for the sum cost value_and_grad 15 % (see vector_math.hpp).
+        const V<T> e = exp_sum(z);
+        sum += e;
         if constexpr (kStore) {
-            const V<T> e = exp<true>(z);
             if (valid == L) store(exp_out + c, e);
             else store_partial(exp_out + c, valid, e);
         }
@@ -308,15 +309,14 @@ XENTCPP_INLINE V<T> group_labels(const SmallRows<T>& a, std::int64_t r0, std::in
 //   3. loss per lane from log s (vector log), as the per-row kernel does;
 //   4. gradient per class from the kept exponentials divided by s, transposed back (store_columns).
 // kN > 0: the class count, known at compile time (loops unroll); 0: a.classes at run time.
-// The sum by exp_sum (as stats: a loss is the same with or without its gradient); with a gradient
-// (kSumOnly false) the exponentials are also kept, by exp, for step 4.
+// The exponentials by exp_sum, as in stats.
 template <typename T>
 struct GroupLoss {
     V<T> loss;    // cross-entropy term
     V<T> z_loss;  // z-loss term
 };
 
-template <typename T, int kN, bool kSumOnly>
+template <typename T, int kN>
 XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
     constexpr int L = Vec<T>::lanes;
     const std::int64_t n = kN > 0 ? kN : a.classes;
@@ -343,16 +343,16 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     if (a.weight == nullptr && smooth_coef == 0.0) {  // the common case, without the per-class tests
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            sum += exp_sum(z);
-            if constexpr (!kSumOnly) col[c] = exp<true>(z);
+            col[c] = exp_sum(z);
+            sum += col[c];
             target_shift = label == static_cast<T>(c) ? z : target_shift;
         }
         target_weight = splat(T(1));
     } else {
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            sum += exp_sum(z);
-            if constexpr (!kSumOnly) col[c] = exp<true>(z);
+            col[c] = exp_sum(z);
+            sum += col[c];
             const auto hit = label == static_cast<T>(c);
             target_shift = hit ? z : target_shift;
             target_weight = hit ? splat(w(c)) : target_weight;
@@ -434,7 +434,7 @@ XENTCPP_INLINE void plain_pair(const SmallRows<T>& a, std::int64_t r0, V<T>* los
     }
 }
 
-template <typename T, int kN, bool kSumOnly>
+template <typename T, int kN>
 LossSums small_rows_n(const SmallRows<T>& a) {
     constexpr int L = Vec<T>::lanes;
     WideDouble<T> total{}, z_total{};  // one double per lane: the rows' losses are summed in double
@@ -445,7 +445,7 @@ LossSums small_rows_n(const SmallRows<T>& a) {
         for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b);
     };
     std::int64_t r0 = 0;
-    if (kSumOnly && a.weight == nullptr && a.smoothing == 0.0 && a.z_loss == 0.0) {
+    if (a.grad == nullptr && a.weight == nullptr && a.smoothing == 0.0 && a.z_loss == 0.0) {
         for (; r0 + 2 * L <= a.rows; r0 += 2 * L) {
             prefetch(r0, 2 * group_bytes);
             V<T> loss[2];
@@ -456,7 +456,7 @@ LossSums small_rows_n(const SmallRows<T>& a) {
     }
     for (; r0 < a.rows; r0 += L) {
         prefetch(r0, group_bytes);
-        const GroupLoss<T> group = small_group<T, kN, kSumOnly>(a, r0, a.rows - r0 < L ? a.rows - r0 : L);
+        const GroupLoss<T> group = small_group<T, kN>(a, r0, a.rows - r0 < L ? a.rows - r0 : L);
         total += __builtin_convertvector(group.loss, WideDouble<T>);
         if (a.z_loss != 0.0) z_total += __builtin_convertvector(group.z_loss, WideDouble<T>);
     }
@@ -464,23 +464,18 @@ LossSums small_rows_n(const SmallRows<T>& a) {
 }
 
 // The most common small class counts get a copy with the count built in.
-template <typename T, bool kSumOnly>
-LossSums small_rows_for(const SmallRows<T>& a) {
-    switch (a.classes) {
-        case 2: return small_rows_n<T, 2, kSumOnly>(a);
-        case 3: return small_rows_n<T, 3, kSumOnly>(a);
-        case 4: return small_rows_n<T, 4, kSumOnly>(a);
-        case 5: return small_rows_n<T, 5, kSumOnly>(a);
-        case 8: return small_rows_n<T, 8, kSumOnly>(a);
-        case 10: return small_rows_n<T, 10, kSumOnly>(a);
-        case 16: return small_rows_n<T, 16, kSumOnly>(a);
-        default: return small_rows_n<T, 0, kSumOnly>(a);
-    }
-}
-
 template <typename T>
 LossSums small_rows(const SmallRows<T>& a) {
-    return a.grad ? small_rows_for<T, false>(a) : small_rows_for<T, true>(a);
+    switch (a.classes) {
+        case 2: return small_rows_n<T, 2>(a);
+        case 3: return small_rows_n<T, 3>(a);
+        case 4: return small_rows_n<T, 4>(a);
+        case 5: return small_rows_n<T, 5>(a);
+        case 8: return small_rows_n<T, 8>(a);
+        case 10: return small_rows_n<T, 10>(a);
+        case 16: return small_rows_n<T, 16>(a);
+        default: return small_rows_n<T, 0>(a);
+    }
 }
 
 // out = factor_b * e - v_coef * v per block b of kBlock elements, with e = exp(x - m_b) from stats
