@@ -100,7 +100,10 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
     V<T> sum{}, dot{}, mass{};
     V<T> vnext = splat(kMinusInf<T>);
     const auto accumulate = [&](V<T> z, std::int64_t c, std::int64_t valid) {
-        const V<T> e = exp<true>(z);  // z <= 0: x minus the block's max
+        // z <= 0: x minus the block's max. exp_sum, also for the exponentials stored for the gradient:
+        // a loss must be the same with or without its gradient, and exp for the stored ones next to
+        // exp_sum for the sum cost value_and_grad 15 % (see vector_math.hpp).
+        const V<T> e = exp_sum(z);
         sum += e;
         if constexpr (kStore) {
             if (valid == L) store(exp_out + c, e);
@@ -281,6 +284,24 @@ XENTCPP_INLINE void store_columns(const V<T>* col, std::int64_t n, T* rows) {
     }
 }
 
+// The labels of the rows [r0, r0 + valid) as lanes: -1 for ignored rows and padding, which then
+// match no class and count for nothing.
+template <typename T>
+XENTCPP_INLINE V<T> group_labels(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
+    V<T> label = splat(T(-1));
+    if (valid == Vec<T>::lanes) {
+        WideLabels<T> y;
+        std::memcpy(&y, a.labels + r0, sizeof y);
+        const V<T> as_t = __builtin_convertvector(y, V<T>);
+        return __builtin_convertvector(y == a.ignore_index, typename Vec<T>::bits) ? splat(T(-1)) : as_t;
+    }
+    for (std::int64_t j = 0; j < valid; ++j) {
+        const std::int64_t y = a.labels[r0 + j];
+        label[j] = y == a.ignore_index ? T(-1) : static_cast<T>(y);
+    }
+    return label;
+}
+
 // One group of up to `lanes` rows starting at r0: lane j owns row r0 + j.
 //   1. transpose the group into class-major vectors (load_columns), missing rows padded with 0;
 //   2. per class: m = max, then s = sum exp(x - m) (the exponentials kept for step 4), and by
@@ -288,6 +309,7 @@ XENTCPP_INLINE void store_columns(const V<T>* col, std::int64_t n, T* rows) {
 //   3. loss per lane from log s (vector log), as the per-row kernel does;
 //   4. gradient per class from the kept exponentials divided by s, transposed back (store_columns).
 // kN > 0: the class count, known at compile time (loops unroll); 0: a.classes at run time.
+// The exponentials by exp_sum, as in stats.
 template <typename T>
 struct GroupLoss {
     V<T> loss;    // cross-entropy term
@@ -308,19 +330,7 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
         }
     }
 
-    // Labels as lanes: -1 for ignored rows and padding, which then match no class and count for nothing.
-    V<T> label = splat(T(-1));
-    if (valid == L) {
-        WideLabels<T> y;
-        std::memcpy(&y, a.labels + r0, sizeof y);
-        const V<T> as_t = __builtin_convertvector(y, V<T>);
-        label = __builtin_convertvector(y == a.ignore_index, typename Vec<T>::bits) ? splat(T(-1)) : as_t;
-    } else {
-        for (std::int64_t j = 0; j < valid; ++j) {
-            const std::int64_t y = a.labels[r0 + j];
-            label[j] = y == a.ignore_index ? T(-1) : static_cast<T>(y);
-        }
-    }
+    const V<T> label = group_labels(a, r0, valid);
     V<T> scale = splat(static_cast<T>(a.scale));
     if (a.scale_rows) scale = valid == L ? load(a.scale_rows + r0) : load_partial(a.scale_rows + r0, valid, T(0));
     const auto counts = label >= T(0);
@@ -333,7 +343,7 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     if (a.weight == nullptr && smooth_coef == 0.0) {  // the common case, without the per-class tests
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            col[c] = exp<true>(z);
+            col[c] = exp_sum(z);
             sum += col[c];
             target_shift = label == static_cast<T>(c) ? z : target_shift;
         }
@@ -341,7 +351,7 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     } else {
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            col[c] = exp<true>(z);
+            col[c] = exp_sum(z);
             sum += col[c];
             const auto hit = label == static_cast<T>(c);
             target_shift = hit ? z : target_shift;
@@ -392,15 +402,60 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     return {loss, z_loss};
 }
 
+// Two full groups of the plain forward (no gradient, weight, smoothing or z-loss: the common case)
+// side by side, with the arithmetic of small_group: the two chains of max, exp, sum and log are
+// independent, and one group's chain is longer than the core's out-of-order window overlaps.
+template <typename T, int kN>
+XENTCPP_INLINE void plain_pair(const SmallRows<T>& a, std::int64_t r0, V<T>* loss) {
+    constexpr int L = Vec<T>::lanes;
+    const std::int64_t n = kN > 0 ? kN : a.classes;
+    V<T> col[2][kSmallClasses], label[2], m[2], sum[2] = {}, target_shift[2] = {};
+    for (int g = 0; g < 2; ++g) {
+        load_columns<T>(a.x + (r0 + g * L) * n, n, col[g]);
+        label[g] = group_labels(a, r0 + g * L, L);
+        m[g] = splat(kMinusInf<T>);
+    }
+    for (std::int64_t c = 0; c < n; ++c) {
+        for (int g = 0; g < 2; ++g) m[g] = max_skip_nan(m[g], col[g][c]);
+    }
+    for (std::int64_t c = 0; c < n; ++c) {
+        for (int g = 0; g < 2; ++g) {
+            const V<T> z = col[g][c] - m[g];
+            sum[g] += exp_sum(z);
+            target_shift[g] = label[g] == static_cast<T>(c) ? z : target_shift[g];
+        }
+    }
+    for (int g = 0; g < 2; ++g) {
+        const V<T> log_sum = log(sum[g]);
+        const V<T> nll = log_sum - target_shift[g];
+        loss[g] = label[g] >= T(0) ? (log_sum != log_sum ? log_sum : nll) : splat(T(0));
+        if (a.row_losses) store(a.row_losses + r0 + g * L, loss[g] + V<T>{});
+        if (a.row_z_losses) store(a.row_z_losses + r0 + g * L, V<T>{});
+    }
+}
+
 template <typename T, int kN>
 LossSums small_rows_n(const SmallRows<T>& a) {
     constexpr int L = Vec<T>::lanes;
     WideDouble<T> total{}, z_total{};  // one double per lane: the rows' losses are summed in double
     const std::int64_t group_bytes = L * (kN > 0 ? kN : a.classes) * static_cast<std::int64_t>(sizeof(T));
-    for (std::int64_t r0 = 0; r0 < a.rows; r0 += L) {
+    const auto prefetch = [&](std::int64_t r0, std::int64_t bytes) {
         // Fetch a few groups ahead (as stats does for blocks), so memory and arithmetic overlap.
         const char* ahead = reinterpret_cast<const char*>(a.x + r0 * a.classes) + kSmallPrefetchBytes;
-        for (std::int64_t b = 0; b < group_bytes; b += 64) __builtin_prefetch(ahead + b);
+        for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b);
+    };
+    std::int64_t r0 = 0;
+    if (a.grad == nullptr && a.weight == nullptr && a.smoothing == 0.0 && a.z_loss == 0.0) {
+        for (; r0 + 2 * L <= a.rows; r0 += 2 * L) {
+            prefetch(r0, 2 * group_bytes);
+            V<T> loss[2];
+            plain_pair<T, kN>(a, r0, loss);
+            total += __builtin_convertvector(loss[0], WideDouble<T>);  // in group order, as below
+            total += __builtin_convertvector(loss[1], WideDouble<T>);
+        }
+    }
+    for (; r0 < a.rows; r0 += L) {
+        prefetch(r0, group_bytes);
         const GroupLoss<T> group = small_group<T, kN>(a, r0, a.rows - r0 < L ? a.rows - r0 : L);
         total += __builtin_convertvector(group.loss, WideDouble<T>);
         if (a.z_loss != 0.0) z_total += __builtin_convertvector(group.z_loss, WideDouble<T>);
@@ -473,6 +528,8 @@ void elementwise(const T* x, std::int64_t n, T* out) {
 
 template <typename T>
 V<T> exp_lanes(V<T> x) { return exp(x); }
+template <typename T>
+V<T> exp_sum_lanes(V<T> x) { return exp_sum(x); }
 template <typename T>
 V<T> log_lanes(V<T> x) { return log(x); }
 template <typename T>
@@ -712,6 +769,7 @@ const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
                            &elementwise<T, expm1_lanes<T>>,
                            &elementwise<T, log1p_lanes<T>>,
                            &elementwise<T, tanh_lanes<T>>,
+                           &elementwise<T, exp_sum_lanes<T>>,
                            &or_bytes};
 
 }  // namespace

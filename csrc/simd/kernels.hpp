@@ -140,12 +140,14 @@ struct Kernels {
     double (*sum_p_log_p)(const T* p, std::int64_t n);
     double (*sum_p_log_p_over_q)(const T* p, const T* q, std::int64_t n);
 
-    // Element-wise exp, log, expm1, log1p and tanh (for tests of the vector math).
+    // Element-wise exp, log, expm1, log1p and tanh (for tests of the vector math), and exp_sum, the
+    // exp of the forward's sums (x <= 0).
     void (*exp)(const T* x, std::int64_t n, T* out);
     void (*log)(const T* x, std::int64_t n, T* out);
     void (*expm1)(const T* x, std::int64_t n, T* out);
     void (*log1p)(const T* x, std::int64_t n, T* out);
     void (*tanh)(const T* x, std::int64_t n, T* out);
+    void (*exp_sum)(const T* x, std::int64_t n, T* out);
 
     // The bitwise OR of the bytes p[0, n): a pass over memory with no arithmetic, several vectors in
     // flight (the read of xentcpp::read_probe, the roofline the benchmark compares the kernels with).

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -86,6 +87,33 @@ TEST(VectorMath, FloatExpWithinTwoUlp) {
         const Kernels<float>& k = kernels_for<float>(t);
         const double worst = worst_float_error(k.exp, [](double v) { return std::exp(v); }, -87.33f, 88.37f);
         EXPECT_LE(worst, 2.0) << target_name(t);
+    }
+}
+
+// exp_sum, the exp of the forward's sums, over its domain x <= 0 (normal results); the terms that
+// make a sum, [-8, 0], within 2e-7 relative.
+TEST(VectorMath, FloatExpSumWithinFiveUlp) {
+    for (Target t : supported_targets()) {
+        const Kernels<float>& k = kernels_for<float>(t);
+        const double worst = worst_float_error(k.exp_sum, [](double v) { return std::exp(v); }, -87.33f, 0.0f);
+        EXPECT_LE(worst, 5.0) << target_name(t);
+        std::vector<float> x;
+        for (float v = -8.0f; v <= 0.0f; v += 1.2207031e-4f) x.push_back(v);
+        const std::vector<float> y = apply(k.exp_sum, x);
+        double relative = 0.0;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const double want = std::exp(static_cast<double>(x[i]));
+            relative = std::max(relative, std::fabs(static_cast<double>(y[i]) - want) / want);
+        }
+        EXPECT_LE(relative, 2e-7) << target_name(t);
+        const float inf = std::numeric_limits<float>::infinity();
+        const std::vector<float> e = apply(k.exp_sum, {-inf, std::numeric_limits<float>::quiet_NaN(), -1e6f, 0.0f, -0.0f});
+        EXPECT_EQ(e[0], 0.0f) << target_name(t);  // masked classes add nothing
+        EXPECT_TRUE(std::isnan(e[1])) << target_name(t);
+        EXPECT_EQ(e[2], 0.0f) << target_name(t);
+        EXPECT_EQ(e[3], 1.0f) << target_name(t);
+        EXPECT_EQ(e[4], 1.0f) << target_name(t);
+        std::printf("exp_sum %s: %.3f ulp on [-87.33, 0], %.3g relative on [-8, 0]\n", target_name(t), worst, relative);
     }
 }
 
