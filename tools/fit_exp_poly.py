@@ -1,7 +1,12 @@
-"""Fits the float32 polynomial of csrc/simd/vector_math.hpp: exp(r) ~ 1 + r + r^2 q(r) on
-[-ln2/2, ln2/2], minimising the maximum relative error (Lawson's iteratively reweighted least
-squares in float64, ample for float32 coefficients), then rounds to float32.
+"""Fits the exp polynomials of csrc/simd/vector_math.hpp: exp(r) ~ 1 + r + r^2 q(r) on
+[-half, half], minimising the maximum relative error (Lawson's iteratively reweighted least
+squares in float64, in the variable r / half, with the residual from expm1).
+Float32 (the default): half = ln2/2, coefficients rounded to float32.
 Run: python tools/fit_exp_poly.py [degree]
+--double: the table-driven exp_sum for double lanes, half = ln2/32 (n = round(x 16/ln2)), degree 6
+by default, rounded to float64; the error of the rounded polynomial and the table 2^(j/16), correctly
+rounded, by mpmath (not a dependency of the package; only for this).
+Run: python tools/fit_exp_poly.py --double [degree]
 """
 
 import sys
@@ -9,12 +14,12 @@ import sys
 import numpy as np
 
 
-def fit(degree: int, nodes: int = 20000, iterations: int = 300) -> tuple:
-    half = np.log(2.0) / 2
-    r = half * np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
+def fit(degree: int, half: float, nodes: int = 20000, iterations: int = 300) -> tuple:
+    s = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
+    r = half * s
     e = np.exp(r)
-    a = np.stack([r**k / e for k in range(2, degree + 1)], axis=1)  # residual relative to exp(r)
-    b = (e - 1 - r) / e
+    a = np.stack([s**k / e for k in range(2, degree + 1)], axis=1)  # residual relative to exp(r)
+    b = (np.expm1(r) - r) / e
     weights = np.full(nodes, 1.0 / nodes)
     for _ in range(iterations):
         sw = np.sqrt(weights)
@@ -22,12 +27,33 @@ def fit(degree: int, nodes: int = 20000, iterations: int = 300) -> tuple:
         err = np.abs(a @ coef - b)
         weights = weights * err
         weights /= weights.sum()
-    return coef, err.max()
+    return [c / half**k for k, c in enumerate(coef, start=2)], err.max()
+
+
+def double_table_and_error(coef: list, half: float) -> None:
+    import mpmath as mp
+
+    mp.mp.prec = 200
+    worst = mp.mpf(0)
+    for i in range(-4000, 4001):
+        r = mp.mpf(half) * i / 4000
+        p = 1 + r + sum(mp.mpf(float(c)) * r**k for k, c in enumerate(coef, start=2))
+        worst = max(worst, abs(p / mp.exp(r) - 1))
+    print(f"  rounded coefficients: max relative error {mp.nstr(worst, 3)} (float64 eps/2 = {2.0**-53:.3e})")
+    print("  2^(j/16):", ", ".join(float(mp.power(2, mp.mpf(j) / 16)).hex() for j in range(16)))
+    ln2_16 = mp.log(2) / 16
+    print(f"  ln2/16 = {float(ln2_16).hex()} + {float(ln2_16 - float(ln2_16))!r}; 16/ln2 = {float(1 / ln2_16)!r}")
 
 
 if __name__ == "__main__":
-    degree = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    coef, err = fit(degree)
-    print(f"degree {degree}: max relative error of the fit {err:.3e} (float32 eps/2 = {2.0**-24:.3e})")
+    double = "--double" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--double"]
+    degree = int(args[0]) if args else (6 if double else 5)
+    half = np.log(2.0) / (32 if double else 2)
+    coef, err = fit(degree, half)
+    eps = 2.0**-53 if double else 2.0**-24
+    print(f"degree {degree}: max relative error of the fit {err:.3e} (eps/2 = {eps:.3e})")
     for k, c in enumerate(coef, start=2):
-        print(f"  c{k} = {np.float32(c)!r}  ({c!r})")
+        print(f"  c{k} = {float(c)!r}" if double else f"  c{k} = {np.float32(c)!r}  ({c!r})")
+    if double:
+        double_table_and_error(coef, half)

@@ -11,6 +11,7 @@
 #include <limits>
 #include <vector>
 
+#include "simd/exp_table.hpp"
 #include "simd/kernels.hpp"
 
 namespace {
@@ -142,6 +143,42 @@ TEST(VectorMath, DoubleExpAndLogWithinBounds) {
         worst = 0.0;
         for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, ulp_error(y[i], std::log(static_cast<long double>(x[i]))));
         EXPECT_LE(worst, 1.5) << "log " << target_name(t);
+    }
+}
+
+// exp_sum for double lanes over its domain x <= 0: every 2^-14 of [-708.39, 0] and a geometric walk
+// towards 0 (normal results), then the underflow and the special values; its table correctly rounded.
+TEST(VectorMath, DoubleExpSumWithinTwoUlp) {
+    for (int j = 0; j < 16; ++j) {
+        EXPECT_EQ(xentcpp::simd::kExp2Sixteenths[j], static_cast<double>(std::exp2(static_cast<long double>(j) / 16))) << j;
+    }
+    std::vector<double> x;
+    for (double v = -708.39; v <= 0.0; v += 0x1p-14) x.push_back(v);
+    for (double v = -1e-300; v > -1.0; v *= 1.0007) x.push_back(v);
+    for (Target t : supported_targets()) {
+        const Kernels<double>& k = kernels_for<double>(t);
+        const std::vector<double> y = apply(k.exp_sum, x);
+        double worst = 0.0;
+        for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, ulp_error(y[i], std::exp(static_cast<long double>(x[i]))));
+        EXPECT_LE(worst, 2.0) << target_name(t);
+        constexpr double inf = std::numeric_limits<double>::infinity();
+        const std::vector<double> e =
+            apply(k.exp_sum, {-inf, std::numeric_limits<double>::quiet_NaN(), -1e6, 0.0, -0.0, -720.0, -745.0, -746.0});
+        EXPECT_EQ(e[0], 0.0) << target_name(t);
+        EXPECT_TRUE(std::isnan(e[1])) << target_name(t);
+        EXPECT_EQ(e[2], 0.0) << target_name(t);
+        EXPECT_EQ(e[3], 1.0) << target_name(t);
+        EXPECT_EQ(e[4], 1.0) << target_name(t);
+        const double denorm = std::numeric_limits<double>::denorm_min();
+        if (t == Target::avx512) {  // vscalef: gradual underflow; the others (exp<true>): 0 below -708.74
+            EXPECT_NEAR(e[5], static_cast<double>(std::exp(-720.0L)), 2 * denorm) << target_name(t);
+            EXPECT_NEAR(e[6], static_cast<double>(std::exp(-745.0L)), 2 * denorm) << target_name(t);
+        } else {
+            EXPECT_EQ(e[5], 0.0) << target_name(t);
+            EXPECT_EQ(e[6], 0.0) << target_name(t);
+        }
+        EXPECT_EQ(e[7], 0.0) << target_name(t);
+        std::printf("double exp_sum %s: %.3f ulp on [-708.39, 0]\n", target_name(t), worst);
     }
 }
 
