@@ -1,7 +1,6 @@
 // The read and copy passes of the roofline (xentcpp/memory_probe.hpp).
 #include "xentcpp/memory_probe.hpp"
 
-#include <cstring>
 
 #include "blocks.hpp"
 #include "simd/kernels.hpp"
@@ -59,9 +58,8 @@ void copy_probe(void* dst, const void* src, std::int64_t bytes) {
     const auto d0 = reinterpret_cast<std::uintptr_t>(dst), s0 = reinterpret_cast<std::uintptr_t>(src);
     const auto n = static_cast<std::uintptr_t>(bytes);
     detail::require(bytes == 0 || d0 + n <= s0 || s0 + n <= d0, "copy_probe: the buffers overlap");
-    by_thread(bytes, [&](std::int64_t begin, std::int64_t end) {
-        std::memcpy(d + begin, s + begin, static_cast<std::size_t>(end - begin));
-    });
+    const auto& kernels = simd::kernels<float>();
+    by_thread(bytes, [&](std::int64_t begin, std::int64_t end) { kernels.stream_bytes(d + begin, s + begin, end - begin); });
 }
 
 }  // namespace xentcpp

@@ -22,12 +22,13 @@ Method
 * Agreement: the first (warm-up) result of each peer is compared with xentcpp's (loss, and the gradient
   for fused calls); a disagreement is listed under anomalies, it is not an error.
 * Bus, measured beside the kernels: xentcpp's C++ probes (``_core.read_probe``: the OR of every byte;
-  ``_core.copy_probe``: ``memcpy``), with ``THREADS`` threads, each on one contiguous part of a
-  pre-faulted float32 array several times the last-level cache, are two more calls in every case's
-  round-robin. read = bytes / the read probe's median; copy = 2 * bytes / the copy probe's median
-  (STREAM counts a copy of B bytes as 2B moved). Why not once per run, or the best of many: this
-  machine's bus drifts between about 39 and 75 GB/s read within minutes (its neighbours), so only a
-  bound timed in the same rounds as a kernel compares like with like; the best of many picks the bursts.
+  ``_core.copy_probe``: streaming stores, 40 % faster here than ``memcpy``), with ``THREADS`` threads,
+  each on one contiguous part of a pre-faulted float32 array several times the last-level cache, are two
+  more calls in every case's round-robin. read = bytes / the read probe's median; copy = 2 * bytes / the
+  copy probe's median (STREAM counts a copy of B bytes as 2B moved). Why not once per run, or the best
+  of many: this machine's bus drifts between about 39 and 75 GB/s read within minutes (its neighbours),
+  so only a bound timed in the same rounds as a kernel compares like with like; the best of many picks
+  the bursts.
 * Roofline, as the project's issue defines it: forward bound = ``N*C*itemsize / read`` (the logits only;
   the ``N*8`` bytes of int64 labels are read too but not counted, and listed in a note); fused bound =
   ``2*N*C*itemsize / copy``, i.e. the time of a plain copy of the logits into a pre-faulted buffer, with

@@ -1,11 +1,12 @@
 """The memory bus, measured beside the kernels: xentcpp's own read and copy probes, sampled in the same
 rounds as the implementations of each case.
 
-The probes (``xentcpp._core.read_probe`` and ``copy_probe``, C++) pass over a pre-faulted array with
-the kernels' threads and no arithmetic: the read ORs every byte, the copy is ``memcpy``, each thread on
-one contiguous part. The array is several times the last-level cache, so they measure the bus, not a
-cache. Rates are bytes per second; a copy is counted as STREAM counts it, (bytes read + bytes written)
-/ time, so copying B bytes moves 2B.
+The probes (``xentcpp._core.read_probe`` and ``copy_probe``, C++) pass over a pre-faulted array with the
+kernels' threads and no arithmetic: the read ORs every byte, the copy streams its stores (as the
+kernels' large gradients do; ``memcpy`` copied 40 % slower here); each thread takes one contiguous part.
+The array is several times the last-level cache, so they measure the bus, not a cache. Rates are bytes
+per second; a copy is counted as STREAM counts it, (bytes read + bytes written) / time, so copying B
+bytes moves 2B.
 
 Note: on a shared machine the bus drifts by tens of percent within minutes (39-75 GB/s read, seen
 here on one day), so a bound from a separate measurement, or the best of many, says little about the

@@ -141,8 +141,8 @@ def bandwidth_line(report: Report) -> str:
     bw, s = report.bandwidth, report.settings
     parts = [f"{name} {bw['min'][name] / 1e9:.1f}–{bw['max'][name] / 1e9:.1f} GB/s" for name in ("read", "copy")]
     return (f"- bus: xentcpp's probes (C++, {THREADS} threads, no arithmetic: read = OR of every byte, copy = "
-            f"memcpy) over {s.bandwidth_bytes / 2**20:g} MiB pre-faulted arrays, sampled in every case's rounds "
-            "beside the implementations; each case's bound uses the probes' medians in its own rounds (column "
+            f"streaming stores) over {s.bandwidth_bytes / 2**20:g} MiB pre-faulted arrays, sampled in every case's "
+            "rounds beside the implementations; each case's bound uses the probes' medians in its own rounds (column "
             "'bus'). Over the cases: " + ", ".join(parts) + "; copy counted STREAM-style, bytes read + written")
 
 

@@ -746,6 +746,21 @@ std::uint8_t or_bytes(const unsigned char* p, std::int64_t n) {
     return static_cast<std::uint8_t>(out);
 }
 
+void stream_bytes(unsigned char* dst, const unsigned char* src, std::int64_t n) {
+    constexpr auto kBytes = static_cast<std::int64_t>(sizeof(V<float>));
+    const auto misalignment = static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(dst) % kBytes);
+    const std::int64_t head = misalignment == 0 ? 0 : (n < kBytes - misalignment ? n : kBytes - misalignment);
+    std::memcpy(dst, src, static_cast<std::size_t>(head));
+    std::int64_t i = head;
+    for (; i + kBytes <= n; i += kBytes) {
+        V<float> v;
+        std::memcpy(&v, src + i, sizeof v);
+        store_stream(reinterpret_cast<float*>(dst + i), v);
+    }
+    std::memcpy(dst + i, src + i, static_cast<std::size_t>(n - i));
+    stream_fence();
+}
+
 template <typename T>
 const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
                            &stats<T>,
@@ -770,7 +785,8 @@ const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
                            &elementwise<T, log1p_lanes<T>>,
                            &elementwise<T, tanh_lanes<T>>,
                            &elementwise<T, exp_sum_lanes<T>>,
-                           &or_bytes};
+                           &or_bytes,
+                           &stream_bytes};
 
 }  // namespace
 

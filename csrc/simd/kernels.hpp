@@ -152,6 +152,9 @@ struct Kernels {
     // The bitwise OR of the bytes p[0, n): a pass over memory with no arithmetic, several vectors in
     // flight (the read of xentcpp::read_probe, the roofline the benchmark compares the kernels with).
     std::uint8_t (*or_bytes)(const unsigned char* p, std::int64_t n);
+    // dst[0, n) = src[0, n) with streaming stores (no read for ownership), then a fence: the copy of
+    // xentcpp::copy_probe, as the kernels write large gradients.
+    void (*stream_bytes)(unsigned char* dst, const unsigned char* src, std::int64_t n);
 };
 
 // The targets compiled into this build, best first, and the one in use.

@@ -3,6 +3,7 @@
 // across the threads' parts) and the copy must copy every byte; bad arguments are refused.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <stdexcept>
@@ -45,6 +46,26 @@ TEST(MemoryProbe, OrBytesSeesEveryByteOnEveryTarget) {
                 EXPECT_EQ(k.or_bytes(bytes.data() + offset, static_cast<std::int64_t>(n)), 0);
                 if (offset > 0) bytes[offset - 1] = 0;
                 bytes[offset + n] = 0;
+            }
+        }
+    }
+}
+
+TEST(MemoryProbe, StreamBytesCopiesEveryByteOnEveryTarget) {
+    std::vector<unsigned char> src(4096 + 128), dst(src.size());
+    for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<unsigned char>(i * 7 + 1);
+    for (const Target t : {Target::avx512, Target::avx2, Target::baseline}) {
+        if (!xentcpp::simd::target_supported(t)) continue;
+        const auto& k = xentcpp::simd::kernels_for<float>(t);
+        for (std::size_t to : {0u, 1u, 13u, 64u}) {
+            for (std::size_t n : {0u, 1u, 15u, 16u, 63u, 64u, 65u, 200u, 4096u}) {
+                std::fill(dst.begin(), dst.end(), 0);
+                k.stream_bytes(dst.data() + to, src.data() + 3, static_cast<std::int64_t>(n));
+                for (std::size_t i = 0; i < dst.size(); ++i) {
+                    const bool inside = i >= to && i < to + n;
+                    ASSERT_EQ(dst[i], inside ? src[3 + i - to] : 0)
+                        << xentcpp::simd::target_name(t) << " to " << to << " n " << n << " at " << i;
+                }
             }
         }
     }
