@@ -28,9 +28,11 @@ void check_weights(const T* weight, std::int64_t classes) {
 }
 
 // The sum of block(begin, end) over blocks of about kBlockElements elements (rows of `row_elements`),
-// in block order. Blocks go to threads unless `serial` (e.g. each row is itself split across them).
-template <typename Sum, typename BlockFn>
-Sum sweep_blocks(std::int64_t rows, std::int64_t row_elements, bool serial, const BlockFn& block) {
+// in block order. Blocks go to threads unless `serial` (e.g. each row is itself split across them);
+// each thread takes consecutive blocks in order, then calls finish() once.
+template <typename Sum, typename BlockFn, typename FinishFn>
+Sum sweep_blocks(std::int64_t rows, std::int64_t row_elements, bool serial, const BlockFn& block,
+                 const FinishFn& finish) {
     const std::int64_t per_block = std::max<std::int64_t>(1, kBlockElements / row_elements);
     const std::int64_t blocks = (rows + per_block - 1) / per_block;
     std::vector<Sum> sums(static_cast<std::size_t>(blocks));
@@ -43,13 +45,23 @@ Sum sweep_blocks(std::int64_t rows, std::int64_t row_elements, bool serial, cons
     // (2 threads on a split row were then slower than 1).
     if (serial || blocks == 1 || rows * row_elements < kParallelElements) {
         for (std::int64_t b = 0; b < blocks; ++b) run(b);
+        finish();
     } else {
-#pragma omp parallel for schedule(static)
-        for (std::int64_t b = 0; b < blocks; ++b) run(b);
+#pragma omp parallel
+        {
+#pragma omp for schedule(static) nowait
+            for (std::int64_t b = 0; b < blocks; ++b) run(b);
+            finish();
+        }
     }
     Sum total{};
     for (const Sum& s : sums) total = total + s;
     return total;
+}
+
+template <typename Sum, typename BlockFn>
+Sum sweep_blocks(std::int64_t rows, std::int64_t row_elements, bool serial, const BlockFn& block) {
+    return sweep_blocks<Sum>(rows, row_elements, serial, block, [] {});
 }
 
 }  // namespace xentcpp::detail

@@ -41,13 +41,15 @@ void fill(T* out, std::int64_t n, T value) {
 
 // The per-class multipliers of the statistics: v = w (index targets) or w * t' (probability targets).
 // x and t point at the chunk [begin, begin + len) of the row (its first element); weights are indexed
-// by class. exp_out, maxima: optional scratch for the stored exponentials of the chunk (Kernels::stats).
+// by class. exp_out, maxima: optional scratch for the stored exponentials of the chunk, and pending:
+// another row's deferred gradient to write meanwhile (Kernels::stats).
 template <typename T>
 simd::SpanStats<T> chunk_stats(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const T* x, const T* t,
-                               std::int64_t begin, std::int64_t len, T* exp_out = nullptr, T* maxima = nullptr) {
+                               std::int64_t begin, std::int64_t len, T* exp_out = nullptr, T* maxima = nullptr,
+                               const simd::ScaledGrad<T>* pending = nullptr) {
     const bool with_dot = t != nullptr || spec.smoothing != 0.0;
     return kernels.stats(x, len, spec.weight ? spec.weight + begin : nullptr, t, 1.0 - spec.smoothing,
-                         spec.smooth_coef(), with_dot, exp_out, maxima);
+                         spec.smooth_coef(), with_dot, exp_out, maxima, pending);
 }
 
 // Row loss from its statistics; y < 0 means a probability target, else x_y is the logit at y.
@@ -71,7 +73,8 @@ double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, 
 // point at the chunk. `scale` is the row's upstream factor, and `p_extra` adds to the softmax's
 // coefficient (the z-loss term); for an index target y, the kernel also subtracts the one-hot term.
 // With `stored` (exp_out and maxima of chunk_stats for this chunk), the softmax comes from them
-// instead of a second exp per element.
+// instead of a second exp per element; and with `defer` too, the gradient is not written but
+// described there, for the next row's chunk_stats to write (returns true then).
 template <typename T>
 struct Stored {
     const T* exps = nullptr;
@@ -79,13 +82,14 @@ struct Stored {
 };
 
 template <typename T>
-void logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const simd::SpanStats<T>& stats,
+bool logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const simd::SpanStats<T>& stats,
                        double row_log_sum, const T* x, const T* t, std::int64_t y, double scale, double p_extra,
-                       std::int64_t begin, std::int64_t len, T* out, bool stream, Stored<T> stored = {}) {
+                       std::int64_t begin, std::int64_t len, T* out, bool stream, Stored<T> stored = {},
+                       simd::ScaledGrad<T>* defer = nullptr) {
     const T* w = spec.weight ? spec.weight + begin : nullptr;
     if (stats.max == -std::numeric_limits<T>::infinity()) {
         fill(out, len, std::numeric_limits<T>::quiet_NaN());
-        return;
+        return false;
     }
     const T log_sum = static_cast<T>(row_log_sum);
     // Probability target: grad = scale * (p * sum_c w t' - w t'); class index:
@@ -102,13 +106,19 @@ void logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, 
     const bool hit = y >= begin && y < begin + len;
     const std::int64_t onehot_at = hit ? y - begin : -1;
     const double onehot = hit ? scale * (1.0 - spec.smoothing) * spec.w(y) : 0.0;
-    if (stored.exps) {
-        kernels.scaled_grad(stored.exps, len, stored.maxima, stats.max, stats.sum, p_coef, w, probs, keep, spread, v_coef,
-                            out, stream, onehot_at, onehot);
-    } else {
+    if (!stored.exps) {
         kernels.softmax_grad(x, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, out, stream, onehot_at,
                              onehot);
+        return false;
     }
+    const simd::ScaledGrad<T> grad{stored.exps, stored.maxima, len,    stats.max, stats.sum, p_coef,    w,     probs,
+                                   keep,        spread,        v_coef, out,       stream,    onehot_at, onehot};
+    if (defer) {
+        *defer = grad;
+        return true;
+    }
+    kernels.scaled_grad(grad);
+    return false;
 }
 
 // -log(q) with q clamped to [lo, hi] as Keras does; NaN stays NaN.

@@ -61,7 +61,7 @@ V<T> multipliers(const T* weight, const T* probs, std::int64_t c, std::int64_t v
     constexpr int L = Vec<T>::lanes;
     V<T> v = splat(T(1));
     if constexpr (kProbs) {
-        v = (valid == L ? load(probs + c) : load_partial(probs + c, valid, T(0))) * keep + spread;
+        v = mul_add<T>(valid == L ? load(probs + c) : load_partial(probs + c, valid, T(0)), keep, spread);
     }
     if constexpr (kWeight) {
         v = v * (valid == L ? load(weight + c) : load_partial(weight + c, valid, T(0)));
@@ -86,19 +86,120 @@ T block_max(const T* x, std::int64_t n) {
     return reduce_max(max_skip_nan(max_skip_nan(vmax[0], vmax[1]), max_skip_nan(vmax[2], vmax[3])));
 }
 
+// The one-hot correction of store_gradient: g[onehot_at - c] -= onehot, in double on the rounded
+// value, when onehot_at falls in [c, c + valid).
+template <typename T>
+XENTCPP_INLINE V<T> with_onehot(V<T> g, std::int64_t c, std::int64_t valid, std::int64_t onehot_at, double onehot) {
+    if (onehot_at >= c && onehot_at < c + valid) {
+        g[onehot_at - c] = static_cast<T>(static_cast<double>(g[onehot_at - c]) - onehot);
+    }
+    return g;
+}
+
+// The first element of out[0, n) from which vectors can be streamed (aligned to the vector size);
+// n when none can (not streaming, too short, or out not even aligned to T).
+template <typename T>
+std::int64_t stream_head(const T* out, std::int64_t n, bool stream) {
+    const auto address = reinterpret_cast<std::uintptr_t>(out);
+    if (!stream || address % sizeof(T) != 0) return n;
+    const auto head = static_cast<std::int64_t>((kVectorBytes - address % kVectorBytes) % kVectorBytes) /
+                      static_cast<std::int64_t>(sizeof(T));
+    return head < n ? head : n;
+}
+
+// Block [start, start + len) of a ScaledGrad: its gradient vector by vector, from the exponentials
+// that stats stored, with the one-hot correction (see store_gradient).
+template <typename T, bool kV, bool kWeight, bool kProbs>
+struct GradBlock {
+    GradBlock() = default;
+    GradBlock(const ScaledGrad<T>& g, std::int64_t start, std::int64_t length)
+        : out(g.out + start),
+          len(length),
+          head(stream_head(g.out + start, length, g.stream)),
+          e(g.e + start),
+          weight(g.weight ? g.weight + start : nullptr),
+          probs(g.probs ? g.probs + start : nullptr),
+          onehot_at(g.onehot_at >= start && g.onehot_at < start + length ? g.onehot_at - start : -1),
+          onehot(g.onehot),
+          carry(g.carry),
+          vv(splat(g.v_coef)),
+          vkeep(splat(g.keep)),
+          vspread(splat(g.spread)) {
+        const T m = g.maxima[start / kBlock];
+        const double scale = m == g.shift ? 1.0 : std::exp(static_cast<double>(m) - static_cast<double>(g.shift));
+        factor = splat(static_cast<T>(static_cast<double>(g.p_coef) * scale / g.sum));
+    }
+
+    XENTCPP_INLINE V<T> operator()(std::int64_t c, std::int64_t valid) const {
+        constexpr int L = Vec<T>::lanes;
+        V<T> g = factor * (valid == L ? load(e + c) : load_partial(e + c, valid, T(0)));
+        // Note: explicit fused multiply-adds, so that the gradient has the same bits written late
+        // (inlined into block_stats) or at once (scaled_grad).
+        if constexpr (kV) g = mul_add<T>(-vv, multipliers<T, kWeight, kProbs>(weight, probs, c, valid, vkeep, vspread), g);
+        return with_onehot<T>(g, c, valid, onehot_at, onehot);
+    }
+
+    // Everything but the vectors [head, next) already streamed: the head, the vectors from `next` on
+    // (streamed when head < len) and the tail. next = head when none was.
+    // With a carry, the head completes the vector it holds when that vector continues here, and the
+    // tail is held instead of written.
+    void finish(std::int64_t next) const {
+        constexpr int L = Vec<T>::lanes;
+        std::int64_t c = 0;
+        if (head < len) {
+            if (head > 0) {
+                T* const vector = out + head - L;  // the aligned vector that the head ends
+                if (carry && carry->at == vector && carry->count == L - head) {
+                    store_partial(carry->values + carry->count, head, (*this)(0, head));
+                    store_stream(vector, load(carry->values));
+                    carry->at = nullptr;
+                } else {
+                    store_partial(out, head, (*this)(0, head));
+                }
+            }
+            for (c = next; c + L <= len; c += L) store_stream(out + c, (*this)(c, L));
+            if (carry && c < len) {
+                if (carry->at) store_partial(carry->at, carry->count, load(carry->values));
+                store_partial(carry->values, len - c, (*this)(c, len - c));
+                carry->at = out + c;
+                carry->count = len - c;
+                return;
+            }
+        }
+        for (; c + L <= len; c += L) store(out + c, (*this)(c, L));
+        if (c < len) store_partial(out + c, len - c, (*this)(c, len - c));
+    }
+
+    T* out = nullptr;
+    std::int64_t len = 0;
+    std::int64_t head = 0;
+    const T* e = nullptr;
+    const T* weight = nullptr;
+    const T* probs = nullptr;
+    std::int64_t onehot_at = -1;
+    double onehot = 0.0;
+    Carry<T>* carry = nullptr;
+    V<T> factor{}, vv{}, vkeep{}, vspread{};
+};
+
 // Statistics of the block x[0, n) whose max is known; in the same loop, the max of the next block
-// next[0, next_n) (next_n <= n).
+// next[0, next_n) (next_n <= n) and, with kPending, the vectors of `pending` (a block of another
+// row's gradient, of n elements).
 // Note: software pipelining. The next block's loads go to memory while this block's exponentials are
-// computed (from L1), so memory streams all the time instead of waiting for a separate max pass.
-template <typename T, bool kDot, bool kWeight, bool kProbs, bool kStore>
+// computed (from L1), so memory streams all the time instead of waiting for a separate max pass; and
+// the previous row's streamed stores drain beside the arithmetic: after it, they stalled the core on
+// its write-combining buffers and the two phases added up.
+template <typename T, bool kDot, bool kWeight, bool kProbs, bool kStore, bool kPending>
 SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, const T* probs, V<T> keep,
-                         V<T> spread, const T* next, std::int64_t next_n, T& next_max, T* exp_out) {
+                         V<T> spread, const T* next, std::int64_t next_n, T& next_max, T* exp_out,
+                         const GradBlock<T, kDot, kWeight, kProbs> pending) {
     constexpr int L = Vec<T>::lanes;
     SpanStats<T> out;
     out.max = max;
     const V<T> shift = splat(max == kMinusInf<T> ? T(0) : max);
     V<T> sum{}, dot{}, mass{};
     V<T> vnext = splat(kMinusInf<T>);
+    std::int64_t streamed = pending.head;  // the next pending vector to stream
     const auto accumulate = [&](V<T> z, std::int64_t c, std::int64_t valid) {
         // z <= 0: x minus the block's max. exp_sum, also for the exponentials stored for the gradient:
         // a loss must be the same with or without its gradient, and exp for the stored ones next to
@@ -113,6 +214,12 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
             const V<T> v = multipliers<T, kWeight, kProbs>(weight, probs, c, valid, keep, spread);
             dot += v != 0 ? v * z : splat(T(0));  // a class of zero multiplier adds nothing, even at -inf
             mass += v;
+        }
+        if constexpr (kPending) {
+            if (streamed + L <= pending.len) {
+                store_stream(pending.out + streamed, pending(streamed, L));
+                streamed += L;
+            }
         }
     };
     std::int64_t c = 0;
@@ -129,6 +236,7 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
         accumulate(load(x + c) - shift, c, L);
     }
     if (c < n) accumulate(load_partial(x + c, n - c, kMinusInf<T>) - shift, c, n - c);
+    if constexpr (kPending) pending.finish(streamed);
     next_max = reduce_max(vnext);
     out.sum = reduce_sum(sum);
     if constexpr (kDot) {
@@ -138,9 +246,10 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
     return out;
 }
 
-template <typename T, bool kDot, bool kWeight, bool kProbs, bool kStore>
+template <typename T, bool kDot, bool kWeight, bool kProbs, bool kStore, bool kPending>
 SpanStats<T> span_stats(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread,
-                        T* exp_out, T* maxima) {
+                        T* exp_out, T* maxima, const ScaledGrad<T>* pending) {
+    using Pending = GradBlock<T, kDot, kWeight, kProbs>;
     const V<T> vkeep = splat(static_cast<T>(keep));
     const V<T> vspread = splat(static_cast<T>(spread));
     const auto length = [&](std::int64_t start) { return n - start < kBlock ? n - start : kBlock; };
@@ -151,31 +260,45 @@ SpanStats<T> span_stats(const T* x, std::int64_t n, const T* weight, const T* pr
         const std::int64_t next_len = next < n ? length(next) : 0;
         T next_max = kMinusInf<T>;
         if constexpr (kStore) maxima[start / kBlock] = max;
-        const SpanStats<T> block = block_stats<T, kDot, kWeight, kProbs, kStore>(
+        const SpanStats<T> block = block_stats<T, kDot, kWeight, kProbs, kStore, kPending>(
             x + start, length(start), max, weight ? weight + start : nullptr, probs ? probs + start : nullptr, vkeep,
-            vspread, x + next, next_len, next_max, kStore ? exp_out + start : nullptr);
+            vspread, x + next, next_len, next_max, kStore ? exp_out + start : nullptr,
+            kPending ? Pending(*pending, start, length(start)) : Pending());
         total = start == 0 ? block : merge(total, block);
         max = next_max;
     }
     return total;
 }
 
-template <typename T, bool kStore>
+template <typename T, bool kStore, bool kPending>
 SpanStats<T> stats_dispatch(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread,
-                            bool with_dot, T* exp_out, T* maxima) {
-    const auto run = [&](auto impl, const T* w, const T* t) { return impl(x, n, w, t, keep, spread, exp_out, maxima); };
-    if (!with_dot) return run(span_stats<T, false, false, false, kStore>, nullptr, nullptr);
-    if (weight && probs) return run(span_stats<T, true, true, true, kStore>, weight, probs);
-    if (weight) return run(span_stats<T, true, true, false, kStore>, weight, nullptr);
-    if (probs) return run(span_stats<T, true, false, true, kStore>, nullptr, probs);
-    return run(span_stats<T, true, false, false, kStore>, nullptr, nullptr);
+                            bool with_dot, T* exp_out, T* maxima, const ScaledGrad<T>* pending) {
+    const auto run = [&](auto impl, const T* w, const T* t) {
+        return impl(x, n, w, t, keep, spread, exp_out, maxima, pending);
+    };
+    if (!with_dot) return run(span_stats<T, false, false, false, kStore, kPending>, nullptr, nullptr);
+    if (weight && probs) return run(span_stats<T, true, true, true, kStore, kPending>, weight, probs);
+    if (weight) return run(span_stats<T, true, true, false, kStore, kPending>, weight, nullptr);
+    if (probs) return run(span_stats<T, true, false, true, kStore, kPending>, nullptr, probs);
+    return run(span_stats<T, true, false, false, kStore, kPending>, nullptr, nullptr);
 }
 
 template <typename T>
+void scaled_grad(const ScaledGrad<T>& grad);
+
+template <typename T>
 SpanStats<T> stats(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread,
-                   bool with_dot, T* exp_out, T* maxima) {
-    if (exp_out) return stats_dispatch<T, true>(x, n, weight, probs, keep, spread, with_dot, exp_out, maxima);
-    return stats_dispatch<T, false>(x, n, weight, probs, keep, spread, with_dot, nullptr, nullptr);
+                   bool with_dot, T* exp_out, T* maxima, const ScaledGrad<T>* pending) {
+    // The pending gradient shares the statistics' variant: v_coef != 0 where the dot is computed,
+    // with the same weights and probabilities (one call's rows). Otherwise it is written first.
+    if (pending && (!exp_out || (pending->v_coef != T(0)) != with_dot || (pending->weight != nullptr) != (weight != nullptr) ||
+                    (pending->probs != nullptr) != (probs != nullptr))) {
+        scaled_grad(*pending);
+        pending = nullptr;
+    }
+    if (pending) return stats_dispatch<T, true, true>(x, n, weight, probs, keep, spread, with_dot, exp_out, maxima, pending);
+    if (exp_out) return stats_dispatch<T, true, false>(x, n, weight, probs, keep, spread, with_dot, exp_out, maxima, nullptr);
+    return stats_dispatch<T, false, false>(x, n, weight, probs, keep, spread, with_dot, nullptr, nullptr, nullptr);
 }
 
 // out[0, n) = value(c, valid), vector by vector, then out[onehot_at] -= onehot (onehot_at >= 0), in
@@ -188,21 +311,13 @@ XENTCPP_INLINE void store_gradient(T* out, std::int64_t n, bool stream, std::int
                                    const Value& value) {
     constexpr int L = Vec<T>::lanes;
     const auto corrected = [&](std::int64_t c, std::int64_t valid) {
-        V<T> g = value(c, valid);
-        if (onehot_at >= c && onehot_at < c + valid) {
-            g[onehot_at - c] = static_cast<T>(static_cast<double>(g[onehot_at - c]) - onehot);
-        }
-        return g;
+        return with_onehot<T>(value(c, valid), c, valid, onehot_at, onehot);
     };
+    const std::int64_t head = stream_head(out, n, stream);
     std::int64_t c = 0;
-    if (stream) {
-        const auto address = reinterpret_cast<std::uintptr_t>(out);
-        const std::int64_t head = static_cast<std::int64_t>((kVectorBytes - address % kVectorBytes) % kVectorBytes) /
-                                  static_cast<std::int64_t>(sizeof(T));
-        if (address % sizeof(T) == 0 && head < n) {
-            if (head > 0) store_partial(out, head, corrected(0, head));
-            for (c = head; c + L <= n; c += L) store_stream(out + c, corrected(c, L));
-        }
+    if (head < n) {
+        if (head > 0) store_partial(out, head, corrected(0, head));
+        for (c = head; c + L <= n; c += L) store_stream(out + c, corrected(c, L));
     }
     for (; c + L <= n; c += L) store(out + c, corrected(c, L));
     if (c < n) store_partial(out + c, n - c, corrected(c, n - c));
@@ -478,44 +593,25 @@ LossSums small_rows(const SmallRows<T>& a) {
     }
 }
 
-// out = factor_b * e - v_coef * v per block b of kBlock elements, with e = exp(x - m_b) from stats
-// and factor_b = p_coef * exp(m_b - shift) / sum: the softmax without a second exp per element.
+// The gradient of ScaledGrad, block by block: factor_b = p_coef * exp(m_b - shift) / sum.
 // Note: the row's sum in double, not its log rounded to T (whose rounding, times log(sum), went into
 // every element); and no exp at all for the block that holds the max (every block of a short row).
 template <typename T, bool kV, bool kWeight, bool kProbs>
-void scaled_grad_impl(const T* e, std::int64_t n, const T* maxima, T shift, double sum, T p_coef, const T* weight,
-                      const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
-    constexpr int L = Vec<T>::lanes;
-    const V<T> vv = splat(v_coef), vkeep = splat(keep), vspread = splat(spread);
-    for (std::int64_t start = 0; start < n; start += kBlock) {
-        const std::int64_t len = n - start < kBlock ? n - start : kBlock;
-        const T m = maxima[start / kBlock];
-        const double scale = m == shift ? 1.0 : std::exp(static_cast<double>(m) - static_cast<double>(shift));
-        const V<T> factor = splat(static_cast<T>(static_cast<double>(p_coef) * scale / sum));
-        const T* eb = e + start;
-        const std::int64_t block_onehot = onehot_at >= start && onehot_at < start + len ? onehot_at - start : -1;
-        store_gradient(out + start, len, stream, block_onehot, onehot, [&](std::int64_t c, std::int64_t valid) {
-            V<T> g = factor * (valid == L ? load(eb + c) : load_partial(eb + c, valid, T(0)));
-            if constexpr (kV) {
-                g -= vv * multipliers<T, kWeight, kProbs>(weight ? weight + start : nullptr,
-                                                          probs ? probs + start : nullptr, c, valid, vkeep, vspread);
-            }
-            return g;
-        });
+void scaled_grad_impl(const ScaledGrad<T>& grad) {
+    for (std::int64_t start = 0; start < grad.n; start += kBlock) {
+        const std::int64_t len = grad.n - start < kBlock ? grad.n - start : kBlock;
+        const GradBlock<T, kV, kWeight, kProbs> block(grad, start, len);
+        block.finish(block.head);
     }
 }
 
 template <typename T>
-void scaled_grad(const T* e, std::int64_t n, const T* maxima, T shift, double sum, T p_coef, const T* weight,
-                 const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
-    const auto run = [&](auto impl) {
-        impl(e, n, maxima, shift, sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, onehot_at, onehot);
-    };
-    if (v_coef == T(0)) return run(scaled_grad_impl<T, false, false, false>);
-    if (weight && probs) return run(scaled_grad_impl<T, true, true, true>);
-    if (weight) return run(scaled_grad_impl<T, true, true, false>);
-    if (probs) return run(scaled_grad_impl<T, true, false, true>);
-    return run(scaled_grad_impl<T, true, false, false>);
+void scaled_grad(const ScaledGrad<T>& grad) {
+    if (grad.v_coef == T(0)) return scaled_grad_impl<T, false, false, false>(grad);
+    if (grad.weight && grad.probs) return scaled_grad_impl<T, true, true, true>(grad);
+    if (grad.weight) return scaled_grad_impl<T, true, true, false>(grad);
+    if (grad.probs) return scaled_grad_impl<T, true, false, true>(grad);
+    return scaled_grad_impl<T, true, false, false>(grad);
 }
 
 template <typename T, V<T> (*F)(V<T>)>

@@ -78,6 +78,42 @@ inline LossSums operator+(LossSums a, LossSums b) { return {a.loss + b.loss, a.z
 // Statistics and stored exponentials are kept per block of this many elements (L1-resident).
 inline constexpr std::int64_t kBlock = 2048;
 
+// The last, partial vector of a streamed span, held back until the span that continues it in memory
+// brings the rest of the vector: both are then streamed as one vector. Written alone, a partial
+// vector is a plain store, which reads its cache line from memory first (rows of 1 000 floats, half
+// of them not starting on a line: 6.2 ms against 5.4 for rows of 1 008). The holder writes what is
+// left (count elements at `at`) when it is done.
+template <typename T>
+struct Carry {
+    T* at = nullptr;  // vector-aligned, or null: nothing held
+    std::int64_t count = 0;
+    alignas(64) T values[64 / sizeof(T)] = {};
+};
+
+// The gradient of a span from the exponentials stats stored: out[c] = p_coef * exp(m_b - shift) / sum
+// * e[c] - v_coef * v[c] (v as in Kernels::stats, skipped when v_coef is 0), with sum the row's
+// stats.sum: one multiply-add per element instead of an exp. Then out[onehot_at] -= onehot as in
+// softmax_grad. A value, so that it can wait for the next row (Kernels::stats' `pending`).
+template <typename T>
+struct ScaledGrad {
+    const T* e = nullptr;       // exp(x[c] - m_b), from stats
+    const T* maxima = nullptr;  // the m_b
+    std::int64_t n = 0;
+    T shift = T(0);  // the row's max
+    double sum = 0.0;
+    T p_coef = T(0);
+    const T* weight = nullptr;
+    const T* probs = nullptr;
+    T keep = T(1);
+    T spread = T(0);
+    T v_coef = T(0);
+    T* out = nullptr;
+    bool stream = false;
+    std::int64_t onehot_at = -1;
+    double onehot = 0.0;
+    Carry<T>* carry = nullptr;  // when streaming: the partial vectors at both ends go through it
+};
+
 template <typename T>
 struct Kernels {
     const char* target;
@@ -85,9 +121,12 @@ struct Kernels {
     // Span statistics of x[0, n). v[c] = (weight ? weight[c] : 1) * (probs ? keep * probs[c] + spread : 1);
     // dot and mass are computed only when with_dot is true. When exp_out is not null it receives
     // exp(x[c] - m_b), m_b the max of c's block of kBlock elements, and maxima the m_b
-    // (ceil(n / kBlock) of them): what scaled_grad needs.
+    // (ceil(n / kBlock) of them): what scaled_grad needs. When `pending` is not null (a gradient
+    // of n elements, from exponentials other than exp_out), it is written too, one gradient vector
+    // per exponential computed: the stores of one row drain while the next row's statistics are
+    // computed, instead of after them (see scaled_grad).
     SpanStats<T> (*stats)(const T* x, std::int64_t n, const T* weight, const T* probs, double keep,
-                          double spread, bool with_dot, T* exp_out, T* maxima);
+                          double spread, bool with_dot, T* exp_out, T* maxima, const ScaledGrad<T>* pending);
 
     // out[c] = p_coef * exp((x[c] - shift) - log_sum) - v_coef * v[c], v as in stats (skipped when
     // v_coef is 0). out may be x itself. stream: write around the caches (for outputs larger than
@@ -98,12 +137,8 @@ struct Kernels {
     void (*softmax_grad)(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight,
                          const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at,
                          double onehot);
-    // The same gradient from what stats stored, with sum = the row's stats.sum: out[c] =
-    // p_coef * exp(m_b - shift) / sum * e[c] - v_coef * v[c]; one multiply-add per element instead
-    // of an exp. out may be e.
-    void (*scaled_grad)(const T* e, std::int64_t n, const T* maxima, T shift, double sum, T p_coef,
-                        const T* weight, const T* probs, T keep, T spread, T v_coef, T* out, bool stream,
-                        std::int64_t onehot_at, double onehot);
+    // The same gradient from what stats stored (see ScaledGrad). out may be e.
+    void (*scaled_grad)(const ScaledGrad<T>& grad);
     void (*fence)();
 
     // Loss (returned: the sum over the rows, in row order) and, when asked, per-row losses and the

@@ -121,6 +121,35 @@ inline void store_stream(T* p, V<T> v) {
 #endif
 }
 
+// a * b + c, rounded once where the target has FMA and twice where it has not: the same bits at
+// every call site (under fp-contract the compiler would choose per site whether to fuse).
+template <typename T>
+XENTCPP_INLINE V<T> mul_add(V<T> a, V<T> b, V<T> c) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+        return reinterpret_cast<V<T>>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b),
+                                                      reinterpret_cast<__m512>(c)));
+    } else {
+        return reinterpret_cast<V<T>>(_mm512_fmadd_pd(reinterpret_cast<__m512d>(a), reinterpret_cast<__m512d>(b),
+                                                      reinterpret_cast<__m512d>(c)));
+    }
+#elif defined(__FMA__) && defined(__AVX__)
+    if constexpr (std::is_same_v<T, float>) {
+        return reinterpret_cast<V<T>>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
+                                                      reinterpret_cast<__m256>(c)));
+    } else {
+        return reinterpret_cast<V<T>>(_mm256_fmadd_pd(reinterpret_cast<__m256d>(a), reinterpret_cast<__m256d>(b),
+                                                      reinterpret_cast<__m256d>(c)));
+    }
+#elif defined(__FP_FAST_FMA) || defined(__ARM_FEATURE_FMA)
+    V<T> out;
+    for (int i = 0; i < Vec<T>::lanes; ++i) out[i] = __builtin_fma(a[i], b[i], c[i]);
+    return out;
+#else
+    return a * b + c;  // no fused instruction to contract into
+#endif
+}
+
 inline void stream_fence() {
 #if defined(__SSE2__)
     _mm_sfence();
