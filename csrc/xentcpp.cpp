@@ -9,6 +9,7 @@
 #include "xentcpp/xentcpp.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -37,6 +38,7 @@ using detail::require;
 using detail::sweep_blocks;
 constexpr std::int64_t kChunk = kBlockElements;
 constexpr std::int64_t kScratch = kChunk + kChunk / simd::kBlock;  // one chunk's exps and block maxima
+constexpr std::int64_t kKeptChunks = 4;  // rows of up to 131 072 classes keep their exps (1 MiB a thread)
 // Gradients from this size on are streamed. 16 MiB, not the last-level cache's 32: written one row
 // late (LogitsRows), 4 096 x 1 000 doubles (31 MiB) took 1.28-1.49 ms streamed against 1.60-1.67.
 constexpr std::int64_t kStreamBytes = std::int64_t{16} << 20;
@@ -102,6 +104,8 @@ int max_threads() {
     return 1;
 #endif
 }
+
+std::size_t sz(std::int64_t i) { return static_cast<std::size_t>(i); }
 
 std::int64_t thread_index() {
 #ifdef _OPENMP
@@ -192,10 +196,11 @@ private:
 
 // Logits rows, read in chunks of kChunk classes whose statistics merge in chunk order. When the rows
 // are too few to share out, each row's chunks are shared out instead (the same arithmetic). With a
-// gradient to write and a row of one chunk, the exponentials stay in a per-thread, L2-sized scratch
-// (not in the gradient, whose lines would be read for ownership) and the gradient reuses them. A
-// streamed gradient is written one row late, while the thread's next row's statistics are computed
-// (Kernels::stats' `pending`; two scratches per thread), and the last one by finish().
+// gradient to write and rows of at most kKeptChunks chunks, the exponentials stay in a scratch (per
+// thread, or per chunk of a split row; not in the gradient, whose lines would be read for
+// ownership) and the gradient reuses them. A streamed gradient is written one row late, while the
+// thread's next row's statistics are computed (Kernels::stats' `pending`; two scratches per
+// thread), and the last one by finish().
 template <typename S>
 class LogitsRows {
 public:
@@ -209,13 +214,15 @@ public:
           chunks_((n_ + kChunk - 1) / kChunk),
           z_loss_(options.z_loss),
           split_(options.from_logits && chunks_ > 1 && problem.rows < 2 * max_threads()),
-          keep_exps_(grad != nullptr && chunks_ == 1),
+          keep_exps_(grad != nullptr && chunks_ <= kKeptChunks),
           // A gradient larger than the caches is written around them (no read for ownership).
           stream_(grad != nullptr && grad != problem.input && !stage_.active() &&
                   problem.rows * n_ * static_cast<std::int64_t>(sizeof(T)) >= kStreamBytes),
-          deferred_(keep_exps_ && stream_ ? static_cast<std::size_t>(max_threads()) : 0),
+          deferred_(keep_exps_ && stream_ && !split_ ? static_cast<std::size_t>(max_threads()) : 0),
           parts_(split_ ? static_cast<std::size_t>(chunks_) : 0),
-          scratch_(keep_exps_ ? static_cast<std::size_t>(max_threads() * kScratch * (deferred_.empty() ? 1 : 2)) : 0) {}
+          scratch_(keep_exps_ ? static_cast<std::size_t>((split_ ? 1 : max_threads() * (deferred_.empty() ? 1 : 2)) *
+                                                         chunks_ * kScratch)
+                              : 0) {}
 
     bool split() const { return split_; }
 
@@ -224,7 +231,7 @@ public:
     void finish() {
         if (!deferred_.empty()) {
             Deferred& mine = deferred_[static_cast<std::size_t>(thread_index())];
-            if (mine.pending) kernels_.scaled_grad(mine.grad);
+            for (std::int64_t k = 0; mine.pending && k < chunks_; ++k) kernels_.scaled_grad(mine.grads[sz(k)]);
             mine.pending = false;
             if (mine.carry.at) std::copy(mine.carry.values, mine.carry.values + mine.carry.count, mine.carry.at);
             mine.carry.at = nullptr;
@@ -247,16 +254,17 @@ public:
         if (g == nullptr) return loss;
 
         const double p_extra = z_loss_ != 0.0 && z_scale != 0.0 ? 2.0 * z_loss_ * lse * z_scale : 0.0;
+        Deferred* const later = deferred_.empty() ? nullptr : &deferred_[sz(thread_index())];
         const auto chunk_grad = [&](std::int64_t k) {
             const std::int64_t begin = k * kChunk, len = chunk_len(k);
+            const detail::Stored<T> kept =
+                stored.exps ? detail::Stored<T>{stored.exps + k * kScratch, stored.maxima + k * kScratch} : stored;
             if (!stage_.active()) {
-                Deferred* later = deferred_.empty() ? nullptr : &deferred_[static_cast<std::size_t>(thread_index())];
                 if (detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, direct<T>(x) + begin,
                                               t ? direct<T>(t) + begin : nullptr, y, scale, p_extra, begin, len,
-                                              direct<T>(g) + begin, stream_, stored, later ? &later->grad : nullptr)) {
-                    later->grad.carry = &later->carry;
-                    later->pending = true;
-                    later->slot ^= 1;
+                                              direct<T>(g) + begin, stream_, kept, later ? &later->grads[sz(k)] : nullptr)) {
+                    later->grads[sz(k)].carry = &later->carry;
+                    later->pending = true;  // every chunk or none (a row of -inf writes NaN at once)
                 }
                 return;
             }
@@ -264,10 +272,10 @@ public:
             T* xs = stage_.buffer(0);
             if (chunks_ > 1) stage_.logits(x + begin, len, xs);
             const T* ts = stage_.probs(t ? t + begin : nullptr, len, stage_.buffer(1));
-            // scaled_grad may overwrite the exps it reads (this thread's scratch: rows of one chunk are not split).
-            T* gs = stored.exps ? scratch(0) : stage_.buffer(2);
+            // scaled_grad may overwrite the exps it reads (the chunk's own scratch, whoever runs it).
+            T* gs = stored.exps ? scratch(0) + k * kScratch : stage_.buffer(2);
             detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, xs, ts, y, scale, p_extra, begin, len, gs,
-                                      false, stored);
+                                      false, kept);
             // gs holds the one-hot term already: before the cap's chain rule and the rounding.
             stage_.gradient(gs, xs, len, g + begin);
         };
@@ -281,6 +289,7 @@ public:
             }
         } else {
             for (std::int64_t k = 0; k < chunks_; ++k) chunk_grad(k);
+            if (later && later->pending) later->slot ^= 1;
         }
         return loss;
     }
@@ -288,9 +297,11 @@ public:
 private:
     std::int64_t chunk_len(std::int64_t k) const { return std::min(kChunk, n_ - k * kChunk); }
 
-    // This thread's scratch `slot` (0, or 1 when gradients are written one row late).
+    // Where a row's kept exponentials go: this thread's scratch `slot` (0, or 1 when gradients are
+    // written one row late), or for a split row, the one scratch its chunks share.
     T* scratch(std::int64_t slot) {
-        return scratch_.data() + (thread_index() * (deferred_.empty() ? 1 : 2) + slot) * kScratch;
+        if (split_) return scratch_.data();
+        return scratch_.data() + (thread_index() * (deferred_.empty() ? 1 : 2) + slot) * chunks_ * kScratch;
     }
 
     // Statistics of chunk k; x_y receives the (staged) logit at y when y falls in the chunk.
@@ -309,30 +320,31 @@ private:
         return detail::chunk_stats(kernels_, spec_, xs, ts, begin, len, exp_out, maxima, pending);
     }
 
+    // The statistics of the row, merged in chunk order; with kept exponentials, `stored` points at
+    // chunk 0's (chunk k's are k * kScratch further on).
     simd::SpanStats<T> row_stats(const S* x, const S* t, std::int64_t y, bool with_grad, detail::Stored<T>& stored,
                                  T& x_y) {
+        T* exps = nullptr;
+        Deferred* mine = deferred_.empty() ? nullptr : &deferred_[sz(thread_index())];
+        if (keep_exps_ && with_grad) {
+            exps = scratch(mine ? mine->slot : 0);
+            stored = {exps, exps + kChunk};
+        }
+        const bool pending = mine && mine->pending;  // written by this row's chunks, from the other scratch
+        if (mine) mine->pending = false;
+        const auto part = [&](std::int64_t k) {
+            T* kept = exps ? exps + k * kScratch : nullptr;
+            return chunk(x, t, y, k, x_y, kept, kept ? kept + kChunk : nullptr, pending ? &mine->grads[sz(k)] : nullptr);
+        };
         if (split_) {
 #pragma omp parallel for schedule(static)
-            for (std::int64_t k = 0; k < chunks_; ++k) parts_[static_cast<std::size_t>(k)] = chunk(x, t, y, k, x_y);
+            for (std::int64_t k = 0; k < chunks_; ++k) parts_[sz(k)] = part(k);
             simd::SpanStats<T> stats = parts_[0];
-            for (std::int64_t k = 1; k < chunks_; ++k) stats = simd::merge(stats, parts_[static_cast<std::size_t>(k)]);
+            for (std::int64_t k = 1; k < chunks_; ++k) stats = simd::merge(stats, parts_[sz(k)]);
             return stats;
         }
-        if (keep_exps_ && with_grad) {
-            const simd::ScaledGrad<T>* pending = nullptr;
-            std::int64_t slot = 0;
-            if (!deferred_.empty()) {
-                Deferred& mine = deferred_[static_cast<std::size_t>(thread_index())];
-                if (mine.pending) pending = &mine.grad;  // written by this call, from the other scratch
-                mine.pending = false;
-                slot = mine.slot;
-            }
-            T* exps = scratch(slot);
-            stored = {exps, exps + kChunk};
-            return chunk(x, t, y, 0, x_y, exps, exps + kChunk, pending);
-        }
-        simd::SpanStats<T> stats = chunk(x, t, y, 0, x_y);
-        for (std::int64_t k = 1; k < chunks_; ++k) stats = simd::merge(stats, chunk(x, t, y, k, x_y));
+        simd::SpanStats<T> stats = part(0);
+        for (std::int64_t k = 1; k < chunks_; ++k) stats = simd::merge(stats, part(k));
         return stats;
     }
 
@@ -348,7 +360,7 @@ private:
     // Per thread: its last row's gradient, not yet written, which scratch the next row uses, and the
     // partial vector that ends the rows written so far.
     struct alignas(64) Deferred {
-        simd::ScaledGrad<T> grad;
+        std::array<simd::ScaledGrad<T>, kKeptChunks> grads;  // one per chunk
         bool pending = false;
         std::int64_t slot = 0;
         simd::Carry<T> carry;

@@ -101,7 +101,8 @@ TEST(Streamed, EveryOptionAnyAlignment) {
 }
 
 TEST(Streamed, RowsOfSeveralBlocksOnAnyThreadCount) {
-    // Blocks of 2 048 elements; rows of 5 000 floats start on a line every other row.
+    // Blocks of 2 048 elements; rows of 5 000 floats start on a line every other row, rows of 70 001
+    // one in sixteen.
 #ifdef _OPENMP
     const int saved = omp_get_max_threads();
     for (int threads : {1, 2, 3}) {
@@ -112,6 +113,9 @@ TEST(Streamed, RowsOfSeveralBlocksOnAnyThreadCount) {
         expect_streamed_equals_in_place(c, Reduction::mean, {}, 3);
         const Case<double> d = with_breaks(random_index_case<double>(kElements<double> / 1001, 1001, 47));
         expect_streamed_equals_in_place(d, Reduction::sum, {}, 1);
+        // Rows of three chunks of 32 768 classes, each chunk's gradient written late.
+        const Case<float> e = with_breaks(random_index_case<float>(kElements<float> / 70001, 70001, 48));
+        expect_streamed_equals_in_place(e, Reduction::mean, {}, 7);
 #ifdef _OPENMP
     }
     omp_set_num_threads(saved);
