@@ -37,7 +37,6 @@ using detail::kBlockElements;
 using detail::require;
 using detail::sweep_blocks;
 constexpr std::int64_t kChunk = kBlockElements;
-constexpr std::int64_t kScratch = kChunk + kChunk / simd::kBlock;  // one chunk's exps and block maxima
 constexpr std::int64_t kKeptChunks = 4;  // rows of up to 131 072 classes keep their exps (1 MiB a thread)
 // Gradients from this size on are streamed. 16 MiB, not the last-level cache's 32: written one row
 // late (LogitsRows), 4 096 x 1 000 doubles (31 MiB) took 1.28-1.49 ms streamed against 1.60-1.67.
@@ -212,6 +211,9 @@ public:
           stage_(kernels_, options.softcap),
           n_(problem.classes),
           chunks_((n_ + kChunk - 1) / kChunk),
+          // One chunk's kept exps (a whole number of 64-byte lines), then its block maxima.
+          kept_(chunks_ == 1 ? (n_ + 15) / 16 * 16 : kChunk),
+          stride_(kept_ + kChunk / simd::kBlock),
           z_loss_(options.z_loss),
           split_(options.from_logits && chunks_ > 1 && problem.rows < 2 * max_threads()),
           keep_exps_(grad != nullptr && chunks_ <= kKeptChunks),
@@ -221,7 +223,7 @@ public:
           deferred_(keep_exps_ && stream_ && !split_ ? static_cast<std::size_t>(max_threads()) : 0),
           parts_(split_ ? static_cast<std::size_t>(chunks_) : 0),
           scratch_(keep_exps_ ? static_cast<std::size_t>((split_ ? 1 : max_threads() * (deferred_.empty() ? 1 : 2)) *
-                                                         chunks_ * kScratch)
+                                                         chunks_ * stride_)
                               : 0) {}
 
     bool split() const { return split_; }
@@ -258,7 +260,7 @@ public:
         const auto chunk_grad = [&](std::int64_t k) {
             const std::int64_t begin = k * kChunk, len = chunk_len(k);
             const detail::Stored<T> kept =
-                stored.exps ? detail::Stored<T>{stored.exps + k * kScratch, stored.maxima + k * kScratch} : stored;
+                stored.exps ? detail::Stored<T>{stored.exps + k * stride_, stored.maxima + k * stride_} : stored;
             if (!stage_.active()) {
                 if (detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, direct<T>(x) + begin,
                                               t ? direct<T>(t) + begin : nullptr, y, scale, p_extra, begin, len,
@@ -273,7 +275,7 @@ public:
             if (chunks_ > 1) stage_.logits(x + begin, len, xs);
             const T* ts = stage_.probs(t ? t + begin : nullptr, len, stage_.buffer(1));
             // scaled_grad may overwrite the exps it reads (the chunk's own scratch, whoever runs it).
-            T* gs = stored.exps ? scratch(0) + k * kScratch : stage_.buffer(2);
+            T* gs = stored.exps ? scratch(0) + k * stride_ : stage_.buffer(2);
             detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, xs, ts, y, scale, p_extra, begin, len, gs,
                                       false, kept);
             // gs holds the one-hot term already: before the cap's chain rule and the rounding.
@@ -301,7 +303,7 @@ private:
     // written one row late), or for a split row, the one scratch its chunks share.
     T* scratch(std::int64_t slot) {
         if (split_) return scratch_.data();
-        return scratch_.data() + (thread_index() * (deferred_.empty() ? 1 : 2) + slot) * chunks_ * kScratch;
+        return scratch_.data() + (thread_index() * (deferred_.empty() ? 1 : 2) + slot) * chunks_ * stride_;
     }
 
     // Statistics of chunk k; x_y receives the (staged) logit at y when y falls in the chunk.
@@ -321,20 +323,20 @@ private:
     }
 
     // The statistics of the row, merged in chunk order; with kept exponentials, `stored` points at
-    // chunk 0's (chunk k's are k * kScratch further on).
+    // chunk 0's (chunk k's are k * stride_ further on).
     simd::SpanStats<T> row_stats(const S* x, const S* t, std::int64_t y, bool with_grad, detail::Stored<T>& stored,
                                  T& x_y) {
         T* exps = nullptr;
         Deferred* mine = deferred_.empty() ? nullptr : &deferred_[sz(thread_index())];
         if (keep_exps_ && with_grad) {
             exps = scratch(mine ? mine->slot : 0);
-            stored = {exps, exps + kChunk};
+            stored = {exps, exps + kept_};
         }
         const bool pending = mine && mine->pending;  // written by this row's chunks, from the other scratch
         if (mine) mine->pending = false;
         const auto part = [&](std::int64_t k) {
-            T* kept = exps ? exps + k * kScratch : nullptr;
-            return chunk(x, t, y, k, x_y, kept, kept ? kept + kChunk : nullptr, pending ? &mine->grads[sz(k)] : nullptr);
+            T* kept = exps ? exps + k * stride_ : nullptr;
+            return chunk(x, t, y, k, x_y, kept, kept ? kept + kept_ : nullptr, pending ? &mine->grads[sz(k)] : nullptr);
         };
         if (split_) {
 #pragma omp parallel for schedule(static)
@@ -353,6 +355,8 @@ private:
     Stage<S> stage_;
     const std::int64_t n_;
     const std::int64_t chunks_;
+    const std::int64_t kept_;
+    const std::int64_t stride_;
     const double z_loss_;
     const bool split_;
     const bool keep_exps_;
