@@ -35,6 +35,23 @@ double reduce(double total, Reduction reduction, double denominator) {
     return reduction == Reduction::mean ? total / denominator : total;
 }
 
+// A slice that holds +inf and no NaN has logsumexp +inf, as in SciPy and PyTorch; the kernels give
+// NaN there (x - max is inf - inf), so NaN results are looked at again, one slice at a time.
+template <typename T>
+void mend_infinite_sums(const T* x, const Columns& layout, T* out) {
+    const std::int64_t n = layout.classes, inner = layout.inner;
+    for (std::int64_t at = 0; at < layout.outer * inner; ++at) {
+        if (!std::isnan(out[at])) continue;
+        const T* slice = x + (at / inner) * n * inner + at % inner;
+        bool infinite = false, nan = false;
+        for (std::int64_t c = 0; c < n; ++c) {
+            infinite |= slice[c * inner] == std::numeric_limits<T>::infinity();
+            nan |= std::isnan(slice[c * inner]);
+        }
+        if (infinite && !nan) out[at] = std::numeric_limits<T>::infinity();
+    }
+}
+
 // op as in Kernels::columns: 0 logsumexp, 1 softmax, 2 log_softmax.
 template <typename T>
 void softmax_family(const T* x, const Columns& layout, T* out, int op) {
@@ -50,6 +67,7 @@ void softmax_family(const T* x, const Columns& layout, T* out, int op) {
             }
             return 0.0;
         });
+        if (op == 0) mend_infinite_sums(x, layout, out);
         return;
     }
     sweep(layout.outer, n, [&](std::int64_t begin, std::int64_t end) {
@@ -65,6 +83,7 @@ void softmax_family(const T* x, const Columns& layout, T* out, int op) {
         }
         return 0.0;
     });
+    if (op == 0) mend_infinite_sums(x, layout, out);
 }
 
 }  // namespace

@@ -82,6 +82,21 @@ def test_input_not_copied_nor_modified(rng):
     np.testing.assert_array_equal(x, before)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_logsumexp_of_infinite_entries_is_scipys(dtype, axis):
+    x = np.zeros((3, 40), dtype)
+    x[0, 5] = np.inf  # +inf wins
+    x[1, 7], x[1, 9] = np.inf, np.nan  # NaN wins over +inf
+    x[2, :] = -np.inf  # nothing to sum
+    x = x if axis == 1 else np.ascontiguousarray(x.T)
+    got = xc.logsumexp(x, axis=axis)
+    with np.errstate(invalid="ignore"):
+        want = special.logsumexp(x.astype(np.float64), axis=axis)
+    np.testing.assert_array_equal(got, want.astype(dtype))
+    assert got[0] == np.inf and np.isnan(got[1]) and got[2] == -np.inf
+
+
 def test_empty_axis_and_other_dtypes():
     assert xc.logsumexp(np.zeros((2, 0)), -1).tolist() == [-np.inf, -np.inf]
     assert xc.softmax(np.zeros((2, 0))).shape == (2, 0)

@@ -73,8 +73,8 @@ def logsumexp(x: ArrayLike, axis: Optional[int] = -1, *, keepdims: bool = False,
     Returns
     -------
     ndarray or scalar
-        The log-sum-exp; ``-inf`` where every entry is ``-inf`` (or the axis is empty), NaN where one
-        is NaN or ``+inf``.
+        The log-sum-exp; ``-inf`` where every entry is ``-inf`` (or the axis is empty), ``+inf``
+        where one is ``+inf`` (as in SciPy and PyTorch), NaN where one is NaN.
 
     Examples
     --------

@@ -19,7 +19,7 @@ struct Columns {
 };
 
 // logsumexp along the class axis: out has outer × inner entries. A slice of all -inf gives -inf;
-// NaN gives NaN; +inf gives NaN.
+// NaN gives NaN; +inf (and no NaN) gives +inf, as in SciPy and PyTorch.
 template <typename T>
 void logsumexp(const T* x, const Columns& layout, T* out);
 
