@@ -30,8 +30,8 @@ def plot(report: Report, path: Path) -> None:
     fig, axes = plt.subplots(3, 1, figsize=(13, 14), constrained_layout=True)
     _bars(axes[0], pos, {OP_LABELS[op]: [_bound_point(item, op) for item in items] for op in OPS}, "{:.2f}")
     axes[0].set_ylabel("xentcpp time / roofline\n(1 = at the memory bound)")
-    axes[0].set_title("xentcpp vs the bandwidth roofline (lower is better; the fused target is judged on "
-                      "fused out=, whose pre-faulted output matches the bound's copy)")
+    axes[0].set_title("xentcpp vs the bandwidth roofline (lower is better)\nthe fused target is judged on "
+                      "fused out=, whose pre-faulted output matches the bound's copy")
     for ax, op in zip(axes[1:], OPS[:2]):
         series = {f"vs {p}": [(item.speedup(p, op), targets_for(item.case, op, p)) for item in items]
                   for p in PEERS}
@@ -48,7 +48,7 @@ def plot(report: Report, path: Path) -> None:
     fig.suptitle(f"xentcpp {meta['versions']['xentcpp']} ({meta['simd_target']}) vs NumPy, PyTorch, JAX — "
                  f"{meta['date']}\n{meta['cpu']}, {THREADS} threads; bus measured beside each case: read "
                  f"{low['read'] / 1e9:.0f}–{high['read'] / 1e9:.0f} GB/s, copy {low['copy'] / 1e9:.0f}–"
-                 f"{high['copy'] / 1e9:.0f} GB/s (read + written); bounds: forward N·C·itemsize / read, "
+                 f"{high['copy'] / 1e9:.0f} GB/s (read + written)\nbounds: forward N·C·itemsize / read, "
                  "fused 2·N·C·itemsize / copy", fontsize=12)
     fig.savefig(path, dpi=110)
     plt.close(fig)

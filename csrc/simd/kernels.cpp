@@ -3,8 +3,12 @@
 //
 // stats: a span is cut into blocks of kBlock elements (L1-resident). Per block:
 //   1. m_b = max (one read from memory, done while the previous block's sums are computed);
-//   2. s_b = sum exp(x - m_b), and the v-weighted sums when asked (a re-read from L1);
+//   2. s_b = sum exp(x - m_b), and the v-weighted sums when asked (a re-read from L1); the exps
+//      kept for the gradient when asked, and in the same loop, one vector per exp, the same block
+//      of another row's gradient (a pending ScaledGrad: the row before, written one row late);
 // and blocks are merged exactly (simd::merge), so a row is read from memory once whatever its length.
+// scaled_grad (GradBlock): the gradient from the kept exps, factor_b * e - v_coef * v per block, with
+// factor_b = p_coef * exp(m_b - max) / sum: one multiply-add per element instead of an exp.
 // Note: the per-block max keeps every exp argument <= 0, so s_b >= 1 and no block can overflow.
 // Lanes accumulate in T within a block (<= kBlock / lanes terms each) and blocks in double.
 #include <cstdint>
