@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fork_guard.hpp"
+#include "simd/kernels.hpp"
 
 namespace xentcpp::detail {
 
@@ -33,17 +34,22 @@ Counted count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t
             return static_cast<std::uint64_t>(y) < static_cast<std::uint64_t>(classes);
         };
         // Note: one branch-free pass; a bad label is looked for only when there is one. Rows are
-        // counted in integers and weights summed in four running sums (their order fixed by the
-        // shape): a single chain of dependent double additions cost 4 cycles a label, and the label
-        // pass took 40 % of a 2 000 000 x 10 forward (2M labels on 1 thread: about 3.5 ms, now 1.5).
+        // counted in integers (in SIMD lanes when unweighted) and weights summed in four running
+        // sums (their order fixed by the shape): a single chain of dependent double additions cost 4
+        // cycles a label, and the label pass took 40 % of a 2 000 000 x 10 forward on 1 thread (8.7
+        // ms; 6.8 with scalar integer counts, 6.0 with SIMD ones).
         std::int64_t counted = 0, bad = 0;
         double partial[4] = {0.0, 0.0, 0.0, 0.0};
-        for (std::int64_t i = begin; i < end; ++i) {
-            const std::int64_t y = labels[i];
-            const bool ignored = y == ignore_index, ok = in_range(y);
-            counted += !ignored;
-            bad += !ignored & !ok;
-            if (weight) partial[i & 3] += ok && !ignored ? static_cast<double>(weight[ok ? y : 0]) : 0.0;
+        if (!weight) {
+            simd::kernels<double>().count_labels(labels + begin, end - begin, classes, ignore_index, &counted, &bad);
+        } else {
+            for (std::int64_t i = begin; i < end; ++i) {
+                const std::int64_t y = labels[i];
+                const bool ignored = y == ignore_index, ok = in_range(y);
+                counted += !ignored;
+                bad += !ignored & !ok;
+                partial[i & 3] += ok && !ignored ? static_cast<double>(weight[ok ? y : 0]) : 0.0;
+            }
         }
         if (bad != 0) {
             for (std::int64_t i = begin; i < end; ++i) {

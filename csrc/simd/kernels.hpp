@@ -190,6 +190,11 @@ struct Kernels {
     // dst[0, n) = src[0, n) with streaming stores (no read for ownership), then a fence: the copy of
     // xentcpp::copy_probe, as the kernels write large gradients.
     void (*stream_bytes)(unsigned char* dst, const unsigned char* src, std::int64_t n);
+
+    // Of the labels[0, n): how many are not `ignore` (counted) and how many of those lie outside
+    // [0, classes) (bad). The unweighted label pass (labels.hpp).
+    void (*count_labels)(const std::int64_t* labels, std::int64_t n, std::int64_t classes, std::int64_t ignore,
+                         std::int64_t* counted, std::int64_t* bad);
 };
 
 // The targets compiled into this build, best first, and the one in use.
