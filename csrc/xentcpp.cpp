@@ -37,7 +37,7 @@ using detail::kBlockElements;
 using detail::require;
 using detail::sweep_blocks;
 constexpr std::int64_t kChunk = kBlockElements;
-constexpr std::int64_t kKeptChunks = 4;  // rows of up to 131 072 classes keep their exps (1 MiB a thread)
+constexpr std::int64_t kKeptChunks = 4;  // rows of up to 131 072 classes keep their exps (two rows: 1 MiB of floats)
 // Gradients from this size on are streamed. 16 MiB, not the last-level cache's 32: written one row
 // late (LogitsRows), 4 096 x 1 000 doubles (31 MiB) took 1.28-1.49 ms streamed against 1.60-1.67.
 constexpr std::int64_t kStreamBytes = std::int64_t{16} << 20;
@@ -211,7 +211,7 @@ public:
           stage_(kernels_, options.softcap),
           n_(problem.classes),
           chunks_((n_ + kChunk - 1) / kChunk),
-          // One chunk's kept exps (a whole number of 64-byte lines), then its block maxima.
+          // One chunk's kept exps (a multiple of 16 elements: whole cache lines), then its block maxima.
           kept_(chunks_ == 1 ? (n_ + 15) / 16 * 16 : kChunk),
           stride_(kept_ + kChunk / simd::kBlock),
           z_loss_(options.z_loss),
@@ -232,7 +232,7 @@ public:
     // its streamed stores visible.
     void finish() {
         if (!deferred_.empty()) {
-            Deferred& mine = deferred_[static_cast<std::size_t>(thread_index())];
+            Deferred& mine = deferred_[sz(thread_index())];
             for (std::int64_t k = 0; mine.pending && k < chunks_; ++k) kernels_.scaled_grad(mine.grads[sz(k)]);
             mine.pending = false;
             if (mine.carry.at) std::copy(mine.carry.values, mine.carry.values + mine.carry.count, mine.carry.at);
@@ -371,7 +371,7 @@ private:
     };
     std::vector<Deferred> deferred_;
     std::vector<simd::SpanStats<T>> parts_;  // chunk statistics of a split row
-    std::vector<T> scratch_;                 // per thread: one chunk's exponentials and block maxima (or two)
+    std::vector<T> scratch_;                 // kept exps and block maxima: per thread (two rows), or the split row's
 };
 
 // How the gradient of each row is scaled: per row (reduction none with per-row upstream gradients)
