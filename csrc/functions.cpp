@@ -36,20 +36,16 @@ double reduce(double total, Reduction reduction, double denominator) {
 }
 
 // A slice that holds +inf and no NaN has logsumexp +inf, as in SciPy and PyTorch; the kernels give
-// NaN there (x - max is inf - inf), so NaN results are looked at again, one slice at a time.
+// NaN there (x - max is inf - inf), so a NaN result is looked at again (slice[c * stride], c < n).
 template <typename T>
-void mend_infinite_sums(const T* x, const Columns& layout, T* out) {
-    const std::int64_t n = layout.classes, inner = layout.inner;
-    for (std::int64_t at = 0; at < layout.outer * inner; ++at) {
-        if (!std::isnan(out[at])) continue;
-        const T* slice = x + (at / inner) * n * inner + at % inner;
-        bool infinite = false, nan = false;
-        for (std::int64_t c = 0; c < n; ++c) {
-            infinite |= slice[c * inner] == std::numeric_limits<T>::infinity();
-            nan |= std::isnan(slice[c * inner]);
-        }
-        if (infinite && !nan) out[at] = std::numeric_limits<T>::infinity();
+void mend_infinite_sum(const T* slice, std::int64_t n, std::int64_t stride, T& out) {
+    if (!std::isnan(out)) return;
+    bool infinite = false, nan = false;
+    for (std::int64_t c = 0; c < n; ++c) {
+        infinite |= slice[c * stride] == std::numeric_limits<T>::infinity();
+        nan |= std::isnan(slice[c * stride]);
     }
+    if (infinite && !nan) out = std::numeric_limits<T>::infinity();
 }
 
 // op as in Kernels::columns: 0 logsumexp, 1 softmax, 2 log_softmax.
@@ -64,10 +60,12 @@ void softmax_family(const T* x, const Columns& layout, T* out, int op) {
             for (std::int64_t o = begin; o < end; ++o) {
                 const std::int64_t out_stride = op == 0 ? layout.inner : n * layout.inner;
                 k.columns(x + o * n * layout.inner, n, layout.inner, op, out + o * out_stride);
+                for (std::int64_t i = 0; op == 0 && i < layout.inner; ++i) {
+                    mend_infinite_sum(x + o * n * layout.inner + i, n, layout.inner, out[o * layout.inner + i]);
+                }
             }
             return 0.0;
         });
-        if (op == 0) mend_infinite_sums(x, layout, out);
         return;
     }
     sweep(layout.outer, n, [&](std::int64_t begin, std::int64_t end) {
@@ -77,13 +75,15 @@ void softmax_family(const T* x, const Columns& layout, T* out, int op) {
             const T log_sum = static_cast<T>(std::log(stats.sum));
             // All -inf: the sums used shift 0, so lse = -inf and the distribution is NaN (0 / 0).
             const T shift = stats.max == -std::numeric_limits<T>::infinity() ? T(0) : stats.max;
-            if (op == 0) out[r] = shift + log_sum;
+            if (op == 0) {
+                out[r] = shift + log_sum;
+                mend_infinite_sum(row, n, 1, out[r]);
+            }
             else if (op == 1) k.softmax_grad(row, n, stats.max, log_sum, T(1), nullptr, nullptr, T(1), T(0), T(0), out + r * n, false, -1, 0.0);
             else k.shifted(row, n, stats.max, log_sum, out + r * n);
         }
         return 0.0;
     });
-    if (op == 0) mend_infinite_sums(x, layout, out);
 }
 
 }  // namespace
