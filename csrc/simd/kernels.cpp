@@ -111,6 +111,39 @@ std::int64_t stream_head(const T* out, std::int64_t n, bool stream) {
     return head < n ? head : n;
 }
 
+// out[0, n) = value(c, valid), vector by vector, streamed from `head` (the first vector-aligned
+// element; n: none) on, except the vectors [head, next) that the caller streamed already (next = head
+// when none was). With a carry, the head completes the vector the carry holds when that vector
+// continues here, and the tail is held instead of written (see Carry).
+template <typename T, typename Value>
+XENTCPP_INLINE void stream_rest(T* out, std::int64_t n, std::int64_t head, std::int64_t next, Carry<T>* carry,
+                                const Value& value) {
+    constexpr int L = Vec<T>::lanes;
+    std::int64_t c = 0;
+    if (head < n) {
+        if (head > 0) {
+            T* const vector = out + head - L;  // the aligned vector that the head ends
+            if (carry && carry->at == vector && carry->count == L - head) {
+                store_partial(carry->values + carry->count, head, value(0, head));
+                store_stream(vector, load(carry->values));
+                carry->at = nullptr;
+            } else {
+                store_partial(out, head, value(0, head));
+            }
+        }
+        for (c = next; c + L <= n; c += L) store_stream(out + c, value(c, L));
+        if (carry && c < n) {
+            if (carry->at) store_partial(carry->at, carry->count, load(carry->values));
+            store_partial(carry->values, n - c, value(c, n - c));
+            carry->at = out + c;
+            carry->count = n - c;
+            return;
+        }
+    }
+    for (; c + L <= n; c += L) store(out + c, value(c, L));
+    if (c < n) store_partial(out + c, n - c, value(c, n - c));
+}
+
 // Block [start, start + len) of a ScaledGrad: its gradient vector by vector, from the exponentials
 // that stats stored, with the one-hot correction (see store_gradient).
 template <typename T, bool kV, bool kWeight, bool kProbs>
@@ -143,36 +176,8 @@ struct GradBlock {
         return with_onehot<T>(g, c, valid, onehot_at, onehot);
     }
 
-    // Everything but the vectors [head, next) already streamed: the head, the vectors from `next` on
-    // (streamed when head < len) and the tail. next = head when none was.
-    // With a carry, the head completes the vector it holds when that vector continues here, and the
-    // tail is held instead of written.
-    void finish(std::int64_t next) const {
-        constexpr int L = Vec<T>::lanes;
-        std::int64_t c = 0;
-        if (head < len) {
-            if (head > 0) {
-                T* const vector = out + head - L;  // the aligned vector that the head ends
-                if (carry && carry->at == vector && carry->count == L - head) {
-                    store_partial(carry->values + carry->count, head, (*this)(0, head));
-                    store_stream(vector, load(carry->values));
-                    carry->at = nullptr;
-                } else {
-                    store_partial(out, head, (*this)(0, head));
-                }
-            }
-            for (c = next; c + L <= len; c += L) store_stream(out + c, (*this)(c, L));
-            if (carry && c < len) {
-                if (carry->at) store_partial(carry->at, carry->count, load(carry->values));
-                store_partial(carry->values, len - c, (*this)(c, len - c));
-                carry->at = out + c;
-                carry->count = len - c;
-                return;
-            }
-        }
-        for (; c + L <= len; c += L) store(out + c, (*this)(c, L));
-        if (c < len) store_partial(out + c, len - c, (*this)(c, len - c));
-    }
+    // Everything but the vectors [head, next) already streamed (stream_rest).
+    void finish(std::int64_t next) const { stream_rest(out, len, head, next, carry, *this); }
 
     T* out = nullptr;
     std::int64_t len = 0;
@@ -327,18 +332,11 @@ SpanStats<T> stats(const T* x, std::int64_t n, const T* weight, const T* probs, 
 template <typename T, typename Value>
 XENTCPP_INLINE void store_gradient(T* out, std::int64_t n, bool stream, std::int64_t onehot_at, double onehot,
                                    const Value& value) {
-    constexpr int L = Vec<T>::lanes;
     const auto corrected = [&](std::int64_t c, std::int64_t valid) {
         return with_onehot<T>(value(c, valid), c, valid, onehot_at, onehot);
     };
     const std::int64_t head = stream_head(out, n, stream);
-    std::int64_t c = 0;
-    if (head < n) {
-        if (head > 0) store_partial(out, head, corrected(0, head));
-        for (c = head; c + L <= n; c += L) store_stream(out + c, corrected(c, L));
-    }
-    for (; c + L <= n; c += L) store(out + c, corrected(c, L));
-    if (c < n) store_partial(out + c, n - c, corrected(c, n - c));
+    stream_rest<T>(out, n, head, head, nullptr, corrected);
 }
 
 template <typename T, bool kV, bool kWeight, bool kProbs>
