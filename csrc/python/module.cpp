@@ -14,6 +14,7 @@
 #include <string>
 
 #include "arrays.hpp"
+#include "buffers.hpp"
 #include "config.hpp"
 #include "xentcpp/memory_probe.hpp"
 #include "xentcpp/xentcpp.hpp"
@@ -155,8 +156,8 @@ py::object fast_typed(const Array<T>& input, const Labels& labels, Want want, xe
         losses = std::move(a);
     }
     if (want != Want::loss) {
-        Array<T> a = out_array ? *out_array : Array<T>({rows, classes});
-        request.grad = a.mutable_data();
+        py::array a = out_array ? py::array(*out_array) : new_array(py::dtype::of<T>(), {rows, classes});
+        request.grad = static_cast<T*>(a.mutable_data());
         request.grad_output = grad_output;
         grad = std::move(a);
     }
@@ -251,6 +252,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("copy_probe", &copy_probe, py::arg("dst"), py::arg("src"),
           "Copies the bytes of src into dst (C-contiguous, same size, not overlapping) with the kernels' threads.");
     bind_functions(m);
+    bind_buffers(m);
     m.attr("__version__") = XENTCPP_VERSION;
     xentcpp_bind_config(m);  // compiler, SIMD targets, OpenMP and the thread count (config.cpp)
 }

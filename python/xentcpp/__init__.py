@@ -9,6 +9,7 @@ from ._config import __version__, get_num_threads, set_num_threads, show_config,
 from ._core import simd_target
 from ._cross_entropy import cross_entropy, cross_entropy_grad, cross_entropy_value_and_grad
 from ._information import entropy, kl_div
+from ._memory import empty_cache, set_cache_limit
 from ._nll import nll_loss, nll_loss_grad
 from ._softmax import log_softmax, logsumexp, softmax
 
@@ -19,6 +20,7 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_grad",
     "cross_entropy_value_and_grad",
+    "empty_cache",
     "entropy",
     "get_num_threads",
     "kl_div",
@@ -26,6 +28,7 @@ __all__ = [
     "logsumexp",
     "nll_loss",
     "nll_loss_grad",
+    "set_cache_limit",
     "set_num_threads",
     "show_config",
     "simd_target",

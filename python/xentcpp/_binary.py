@@ -103,7 +103,7 @@ def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight
     0.693147
     """
     call = _prepare(input, target, weight, pos_weight, reduction)
-    losses = np.empty_like(call.x) if reduction == "none" else None
+    losses = _core.empty(call.x.dtype, call.x.shape) if reduction == "none" else None
     total = _core.bce_with_logits(call.x, call.t, losses=losses, **call.options) if call.x.size else 0.0
     if losses is not None:
         return losses.reshape(call.shape)
@@ -137,7 +137,7 @@ def binary_cross_entropy_with_logits_grad(input: ArrayLike, target: ArrayLike, g
     array([-0.5,  0.5])
     """
     call = _prepare(input, target, weight, pos_weight, reduction)
-    grad = np.empty_like(call.x)
+    grad = _core.empty(call.x.dtype, call.x.shape)
     elements = None
     if np.ndim(grad_output) != 0:
         if reduction != "none":

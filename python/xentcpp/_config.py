@@ -122,6 +122,7 @@ def _info() -> dict[str, Any]:
             "cpu_supports": [t for t in _TARGETS if _core.simd_target_supported(t)],
         },
         "openmp": _core.openmp(),
+        "memory": {"cache_limit": _core.cache_limit(), "cached_bytes": _core.cached_bytes()},
     }
 
 
@@ -143,6 +144,8 @@ def _format(info: dict[str, Any]) -> str:
         ("simd compiled", ", ".join(simd["compiled"])),
         ("simd this CPU", ", ".join(simd["cpu_supports"])),
         ("threads", threads_line),
+        ("buffer cache", f"{info['memory']['cached_bytes'] / 2**20:g} MiB kept, "
+                         f"limit {info['memory']['cache_limit'] / 2**20:g} MiB (xentcpp.empty_cache)"),
         ("location", info["xentcpp"]["location"]),
     ]
     return "\n".join([f"xentcpp {info['xentcpp']['version']}"] + [f"  {k:<14}{v}" for k, v in rows])
@@ -156,7 +159,8 @@ def show_config(mode: Literal["dicts"]) -> dict[str, Any]: ...
 
 def show_config(mode: str = "stdout") -> dict[str, Any] | None:
     """Prints (or returns) what this build is and runs on: versions, compiler, SIMD targets (compiled,
-    runnable here, in use) and the OpenMP runtime with its thread count, as ``numpy.show_config``.
+    runnable here, in use), the OpenMP runtime with its thread count and the buffer kept for reuse, as
+    ``numpy.show_config``.
 
     Parameters
     ----------
@@ -166,7 +170,8 @@ def show_config(mode: str = "stdout") -> dict[str, Any] | None:
     Returns
     -------
     dict or None
-        With ``mode="dicts"``: keys ``xentcpp``, ``python``, ``numpy``, ``compiler``, ``simd``, ``openmp``.
+        With ``mode="dicts"``: keys ``xentcpp``, ``python``, ``numpy``, ``compiler``, ``simd``, ``openmp``
+        and ``memory`` (the buffer kept for reuse: ``cache_limit`` and ``cached_bytes``).
 
     Raises
     ------

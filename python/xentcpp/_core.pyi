@@ -59,6 +59,22 @@ def read_probe(data: npt.NDArray[Any]) -> int:
 def copy_probe(dst: npt.NDArray[Any], src: npt.NDArray[Any]) -> None:
     """Copies src's bytes into dst: both C-contiguous, same size, not overlapping, dst writeable (else ValueError)."""
 
+# Result arrays and the buffer kept for reuse (csrc/python/buffers.cpp; public in xentcpp._memory).
+def empty(dtype: npt.DTypeLike, shape: Tuple[int, ...]) -> npt.NDArray[Any]:
+    """A new uninitialised C-contiguous array; from 4 MiB on, its buffer is kept for reuse when it dies."""
+
+def empty_cache() -> int:
+    """Frees the idle buffer kept for reuse; returns its size in bytes (0 when there was none)."""
+
+def set_cache_limit(limit: int) -> int:
+    """Sets the largest buffer kept for reuse, in bytes (0: none); returns the previous limit."""
+
+def cache_limit() -> int:
+    """The largest buffer kept for reuse, in bytes."""
+
+def cached_bytes() -> int:
+    """The size of the idle buffer kept for reuse, in bytes."""
+
 # Build and runtime facts and the thread count (csrc/python/config.cpp; public in xentcpp._config).
 def compiler() -> str:
     """The compiler that built the extension, with its version."""

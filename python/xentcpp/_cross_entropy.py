@@ -141,9 +141,9 @@ def _gradient(
     # A misaligned out= is written through an aligned scratch buffer, like another layout.
     direct = call.class_axis_last and call.input.dtype == call.input_dtype and (out is None or out.flags.aligned)
     if out is not None:
-        buffer = out.reshape(call.input.shape) if direct else np.empty_like(call.input)
+        buffer = out.reshape(call.input.shape) if direct else _core.empty(call.input.dtype, call.input.shape)
     else:
-        buffer = np.empty_like(call.input)
+        buffer = _core.empty(call.input.dtype, call.input.shape)
     total = _run(call, grad=buffer, **kwargs)
     if direct:
         return total, out if out is not None else buffer.reshape(call.input_shape)

@@ -108,7 +108,7 @@ def nll_loss_grad(input: ArrayLike, target: ArrayLike, grad_output: ArrayLike = 
     """
     call = _prepare(input, target, axis, weight, ignore_index, reduction)
     scalar, rows = _validation.grad_output_rows(call, grad_output)
-    grad = np.empty_like(call.input)
+    grad = _core.empty(call.input.dtype, call.input.shape)
     _run(call, grad=grad, grad_output=scalar, grad_output_rows=rows)
     moved = grad.reshape(call.batch_shape + (call.input.shape[1],))
     return np.ascontiguousarray(np.moveaxis(moved, -1, call.axis)) if not call.class_axis_last else moved

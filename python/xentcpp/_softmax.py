@@ -44,7 +44,7 @@ def _apply(op: int, x: ArrayLike, axis: Optional[int], out: Optional[np.ndarray]
             shape = a.shape[:axis] + ((1,) if keepdims else ()) + a.shape[axis + 1 :]
     else:
         shape = a.shape
-    result = np.empty(shape, a.dtype) if out is None else _check_out(out, shape, a.dtype)
+    result = _core.empty(a.dtype, shape) if out is None else _check_out(out, shape, a.dtype)
     if classes == 0:  # an empty axis: logsumexp is -inf (an empty sum), softmax is empty
         result.fill(-np.inf)
     elif result.size:

@@ -49,6 +49,11 @@ def one_round(rng: np.random.Generator) -> None:
     xc.nll_loss_grad(xc.log_softmax(x), y, weight=w, reduction="none")
     xc.binary_cross_entropy_with_logits_grad(x, probs, pos_weight=w)
     xc.kl_div(xc.softmax(x), probs, base=2.0)
+    # Results of 4 MiB and more: their buffers go back to the cache, which keeps one and frees the rest.
+    large = rng.standard_normal((1024, 1030)).astype(np.float32)
+    xc.cross_entropy_grad(large, rng.integers(0, 1030, 1024))
+    xc.softmax(large[:, :1029])  # another size: frees the kept buffer
+    xc.empty_cache()
 
     bad = y.copy()
     bad[3] = 40
