@@ -17,8 +17,10 @@ Method
   number of calls per sample so that a sample lasts at least ``min_sample_s`` (many calls for tiny
   shapes: the result is the time per call), then sampled round-robin over all pairs for several rounds,
   the order rotated each round. Reported: the median per call. Inputs of the peers (``torch.from_numpy``
-  views, JAX device arrays) are made before timing; every call returns a fresh gradient, except
-  xentcpp's ``fused out=`` row, which writes into a pre-faulted buffer.
+  views, JAX device arrays) are made before timing; every call returns a new gradient, except
+  xentcpp's ``fused out=`` row, which writes into a pre-faulted buffer. xentcpp's ``fused`` gradient
+  gets, from the second call on, the buffer the previous call's gradient left (xentcpp keeps it for
+  reuse); its ``fused, cache off`` row turns that off, so each call allocates as the peers' do.
 * Agreement: the first (warm-up) result of each peer is compared with xentcpp's (loss, and the gradient
   for fused calls); a disagreement is listed under anomalies, it is not an error.
 * Bus, measured beside the kernels: xentcpp's C++ probes (``_core.read_probe``: the OR of every byte;

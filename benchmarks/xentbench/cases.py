@@ -13,10 +13,11 @@ import numpy as np
 
 IMPLS = ("xentcpp", "numpy", "torch", "jax")
 PEERS = IMPLS[1:]
-OPS = ("forward", "fused", "fused_out")
-OP_LABELS = {"forward": "forward", "fused": "fused", "fused_out": "fused out="}
+OPS = ("forward", "fused", "fused_out", "fused_cold")
+PEER_OPS = OPS[:2]  # the ops every implementation runs; the others are xentcpp's variants of "fused"
+OP_LABELS = {"forward": "forward", "fused": "fused", "fused_out": "fused out=", "fused_cold": "fused, cache off"}
 
-__all__ = ["FULL", "IMPLS", "OPS", "OP_LABELS", "PEERS", "QUICK", "Case", "Settings", "make_inputs"]
+__all__ = ["FULL", "IMPLS", "OPS", "OP_LABELS", "PEERS", "PEER_OPS", "QUICK", "Case", "Settings", "make_inputs"]
 
 
 @dataclasses.dataclass(frozen=True)

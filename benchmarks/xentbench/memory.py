@@ -1,9 +1,10 @@
 """Extra peak memory of one call, each (implementation, operation) in a fresh interpreter.
 
 The parent runs ``python -m xentbench.memory SPEC`` per row and reads one JSON line back. The child
-makes the inputs, warms the call up, resets the peak RSS (``/proc/self/clear_refs``), makes one call and
-keeps its result alive, and reports ``VmHWM`` minus the RSS before the call. Without ``clear_refs`` it
-makes no warm-up and reports the growth of ``ru_maxrss`` over the call.
+makes the inputs, warms the call up (then frees the buffer xentcpp keeps for reuse, so that the
+measured call allocates), resets the peak RSS (``/proc/self/clear_refs``), makes one call and keeps
+its result alive, and reports ``VmHWM`` minus the RSS before the call. Without ``clear_refs`` it makes
+no warm-up and reports the growth of ``ru_maxrss`` over the call.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import THREADS
-from .cases import IMPLS, OPS, Case, Settings, make_inputs
+from .cases import IMPLS, PEER_OPS, Case, Settings, make_inputs
 from .machine import pin_cpus
 from .peers import FACTORIES
 
@@ -53,6 +54,10 @@ def memory_child(impl: str, op: str, case: Case) -> dict[str, Any]:
     if reset_peak_rss():
         FACTORIES[impl](x, y)[op]()  # warm-up (JAX compiles); its state, e.g. torch's x.grad, is dropped
         gc.collect()
+        if impl == "xentcpp":  # the warm-up's gradient would be reused: measure a call that allocates
+            import xentcpp
+
+            xentcpp.empty_cache()
         call = FACTORIES[impl](x, y)[op]
         reset_peak_rss()
         method, before = "VmHWM after clear_refs", rss_bytes("VmHWM") or 0
@@ -92,7 +97,7 @@ def memory_table(settings: Settings, versions: dict[str, str]) -> dict[str, dict
     """Extra peak memory of every (implementation, op) of ``settings.memory_impls`` that can be imported."""
     results: dict[str, dict[str, Any]] = {}
     for impl in IMPLS:
-        ops = OPS if impl == "xentcpp" else OPS[:2]
+        ops = PEER_OPS + ("fused_out",) if impl == "xentcpp" else PEER_OPS  # fused_cold: as fused, measured cold
         for op in ops:
             key = f"{impl}/{op}"
             if impl not in settings.memory_impls:

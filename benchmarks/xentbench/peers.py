@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 import xentcpp as xc
+from xentcpp import _core
 
 from . import THREADS
 
@@ -26,13 +27,24 @@ __all__ = ["FACTORIES", "Call", "free_peer_caches", "library_versions", "numpy_f
 
 
 def xentcpp_calls(x: np.ndarray, y: np.ndarray) -> dict[str, Call]:
-    """xentcpp's mean loss, fused loss + new gradient, fused loss + gradient into a pre-faulted ``out``."""
+    """xentcpp's mean loss; fused loss + new gradient; the same into a pre-faulted ``out``; and the same
+    with the buffer cache off, so that every gradient is a fresh allocation (as the peers' are)."""
     out = np.empty_like(x)
     out.fill(0)
+
+    def fused_cache_off() -> Any:
+        # _core's setter, not xc.set_cache_limit: no argument checks, whose time would count on small shapes.
+        previous = _core.set_cache_limit(0)  # frees the buffer the last call's gradient left
+        try:
+            return xc.cross_entropy_value_and_grad(x, y)
+        finally:
+            _core.set_cache_limit(previous)
+
     return {
         "forward": lambda: xc.cross_entropy(x, y),
         "fused": lambda: xc.cross_entropy_value_and_grad(x, y),
         "fused_out": lambda: xc.cross_entropy_value_and_grad(x, y, out=out),
+        "fused_cold": fused_cache_off,
     }
 
 

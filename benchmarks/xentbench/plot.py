@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from . import THREADS
-from .cases import OP_LABELS, OPS, PEERS
+from .cases import OP_LABELS, OPS, PEER_OPS, PEERS
 from .records import CaseResult, Report
-from .roofline import MET, Target, judged_on, targets_for
+from .roofline import MET, Target, judged_on, shown_targets, targets_for
 
 __all__ = ["plot"]
 
@@ -32,7 +32,7 @@ def plot(report: Report, path: Path) -> None:
     axes[0].set_ylabel("xentcpp time / roofline\n(1 = at the memory bound)")
     axes[0].set_title("xentcpp vs the bandwidth roofline (lower is better)\nthe fused target is judged on "
                       "fused out=, whose pre-faulted output matches the bound's copy")
-    for ax, op in zip(axes[1:], OPS[:2]):
+    for ax, op in zip(axes[1:], PEER_OPS):
         series = {f"vs {p}": [(item.speedup(p, op), targets_for(item.case, op, p)) for item in items]
                   for p in PEERS}
         _bars(ax, pos, series, "{:.2g}")
@@ -56,7 +56,9 @@ def plot(report: Report, path: Path) -> None:
 
 def _bound_point(item: CaseResult, op: str) -> tuple[float | None, list[Target]]:
     """xentcpp time / roofline of one case and op, and the targets judged on it (fused out= has fused's)."""
-    target_op = "fused" if op == "fused_out" else op
+    target_op = shown_targets(op)
+    if target_op is None:
+        return item.ratio(op), []
     judged = judged_on(target_op, "bound") == op
     return item.ratio(op), targets_for(item.case, target_op, "bound") if judged else []
 

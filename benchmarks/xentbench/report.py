@@ -14,9 +14,9 @@ from typing import Any
 
 from . import THREADS
 from .anomalies import anomalies
-from .cases import OP_LABELS, OPS, PEERS
+from .cases import OP_LABELS, OPS, PEER_OPS, PEERS
 from .records import CaseResult, Entry, Report
-from .roofline import MET, Outcome, all_outcomes, bytes_moved, evaluate, judged_on
+from .roofline import MET, Outcome, all_outcomes, bytes_moved, evaluate, judged_on, shown_targets
 
 MiB = 2**20
 
@@ -52,7 +52,7 @@ def cell(entry: Entry | None) -> str:
 
 def speedup_cell(item: CaseResult, peer: str, op: str) -> str:
     """``7.21×``, with the target and its mark when one applies: ``7.21× (≥ 6× ✓)``."""
-    if op == "fused_out":
+    if op not in PEER_OPS:
         return "—"
     outcomes = evaluate(item, op, peer)
     value = item.speedup(peer, op)
@@ -61,18 +61,19 @@ def speedup_cell(item: CaseResult, peer: str, op: str) -> str:
 
 
 def case_rows(item: CaseResult) -> list[str]:
-    """Markdown rows of one case: forward, fused, fused out= (against the fused bound and target)."""
+    """Markdown rows of one case: forward, fused, fused out= (against the fused bound and target), fused
+    with the cache off."""
     rows = []
     for op in OPS:
         ratio, bound = item.ratio(op), item.bound[op]
-        target_op = "fused" if op == "fused_out" else op
-        outcomes = [Outcome(o.target, ratio) for o in evaluate(item, target_op, "bound")]
+        target_op = shown_targets(op)
+        outcomes = [Outcome(o.target, ratio) for o in evaluate(item, target_op, "bound")] if target_op else []
         targets = " ".join(o.target.text for o in outcomes)
         marks = " ".join(MET[o.met] for o in outcomes)
         if op != judged_on(target_op, "bound") and outcomes:  # judged on fused out=; shown for comparison
             targets, marks = f"({targets})", f"({marks})"
         mine = item.entries["xentcpp"].get(op)
-        peers = [item.entries[p].get(op) if op != "fused_out" else None for p in PEERS]
+        peers = [item.entries[p].get(op) if op in PEER_OPS else None for p in PEERS]
         rate = item.bandwidth["read" if op == "forward" else "copy"]
         cells = [item.case.label if op == "forward" else "", OP_LABELS[op], fmt_bytes(bytes_moved(item.case, op)),
                  f"{rate / 1e9:.1f}", fmt_time(bound), cell(mine), f"{ratio:.3g}" if ratio else "n/a", targets, marks,
@@ -166,10 +167,12 @@ def header_lines(report: Report) -> list[str]:
          "the fused bound. time / roofline = xentcpp's median / bound (target: at most); % of bus = bound / time"),
         (f"- timing: median of {s.rounds} interleaved rounds (order rotated), each sample ≥ "
          f"{s.min_sample_s * 1e3:g} ms (many calls for small shapes; times are per call); "
-         "'fused' returns a new gradient, 'fused out=' writes into a pre-faulted buffer; "
-         "'vs X' = X's time / xentcpp's time (target: at least); ✓ met, ✗ not met, ? no time; "
-         "the fused roofline target is judged on 'fused out=' (the bound is a copy into a pre-faulted buffer; "
-         "'fused' also pays its fresh gradient's page faults) and shown in parentheses on 'fused'"),
+         "'fused' returns a new gradient (from the second call on, in the buffer the previous call's gradient "
+         "left, which xentcpp keeps for reuse), 'fused, cache off' the same with that cache off (a fresh "
+         "allocation and its page faults every call, as the peers' gradients), 'fused out=' writes into a "
+         "pre-faulted buffer; 'vs X' = X's time / xentcpp's time (target: at least); ✓ met, ✗ not met, ? no "
+         "time; the fused roofline target is judged on 'fused out=' (the bound is a copy into a pre-faulted "
+         "buffer) and shown in parentheses on 'fused'"),
         (f"- peak RSS of the timing process: {meta['peak_rss_gib']:.2f} GiB; "
          f"wall time {meta['wall_s']:.0f} s"),
         f"- command: `{meta['command']}`", "",
@@ -192,7 +195,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "settings": dataclasses.asdict(report.settings),
         "bandwidth_bytes_per_s": report.bandwidth,
         "roofline_model": {"forward": "N*C*itemsize / read", "fused": "2*N*C*itemsize / copy",
-                           "fused_out": "2*N*C*itemsize / copy",
+                           "fused_out": "2*N*C*itemsize / copy", "fused_cold": "2*N*C*itemsize / copy",
                            "copy": "STREAM-style: (bytes read + bytes written) / time"},
         "cases": [{
             "label": item.case.label, "rows": item.case.rows, "classes": item.case.classes,

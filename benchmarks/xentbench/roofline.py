@@ -3,10 +3,12 @@
 Bounds, as the project's issue defines them: forward reads the logits once, ``N*C*itemsize / read``
 (the int64 labels are not counted); fused reads the logits and writes the gradient, no faster than a
 copy of the logits, ``2*N*C*itemsize / copy`` with ``copy`` counted STREAM-style (read + written bytes).
-``fused out=`` has the fused bound, and the fused op's bound targets are judged on it: the bound is a
-copy into a pre-faulted buffer, which ``fused out=`` matches, while ``fused`` also pays the page faults of
-its fresh gradient (the OS zeroing every page), which no bandwidth bound counts; ``fused`` still has
-the peer targets, as the peers allocate too. Targets are of two kinds: ``time / bound`` at most a limit, and the
+``fused out=`` and ``fused, cache off`` have the fused bound, and the fused op's bound targets are judged
+on ``fused out=``: the bound is a copy into a pre-faulted buffer, which ``fused out=`` matches. ``fused``
+returns a new gradient whose buffer, from the second call on, is the one the previous call's gradient
+left (xentcpp keeps it for reuse); ``fused, cache off`` pays the page faults of a fresh allocation every
+call (the OS zeroing every page), as the peers do, which no bandwidth bound counts. The peer targets
+are judged on ``fused``. Targets are of two kinds: ``time / bound`` at most a limit, and the
 speed-up over a peer (``peer time / xentcpp time``) at least a limit. Nothing is asserted: a target is
 marked met, not met, or unknown (no time).
 """
@@ -21,14 +23,14 @@ from .records import CaseResult
 MET = {True: "✓", False: "✗", None: "?"}
 
 __all__ = ["MET", "TARGETS", "Outcome", "Target", "all_outcomes", "bounds", "bytes_moved", "evaluate",
-           "judged_on", "targets_for"]
+           "judged_on", "shown_targets", "targets_for"]
 
 
 def bounds(case: Case, bandwidth: dict[str, float]) -> dict[str, float]:
     """Roofline seconds of each op: ``N*C*itemsize / read`` for forward, ``2*N*C*itemsize / copy`` fused."""
     forward = case.bytes_logits / bandwidth["read"]
     fused = 2 * case.bytes_logits / bandwidth["copy"]
-    return {"forward": forward, "fused": fused, "fused_out": fused}
+    return {"forward": forward, "fused": fused, "fused_out": fused, "fused_cold": fused}
 
 
 def bytes_moved(case: Case, op: str) -> int:
@@ -84,7 +86,8 @@ TARGETS = _issue_targets()
 
 
 def targets_for(case: Case, op: str, against: str | None = None) -> list[Target]:
-    """The targets of ``case`` and ``op`` (``fused_out`` has none), all or only those ``against``."""
+    """The targets of ``case`` and ``op`` (``fused_out`` and ``fused_cold`` have none), all or only those
+    ``against``."""
     return [t for t in TARGETS if t.case == case and t.op == op and against in (None, t.against)]
 
 
@@ -106,6 +109,12 @@ class Outcome:
         if self.value is None:
             return "n/a"
         return f"{self.value:.3g}" if self.target.against == "bound" else f"{self.value:.2f}×"
+
+
+def shown_targets(op: str) -> str | None:
+    """The op whose bound targets the row of ``op`` shows: ``fused out=`` shows the fused op's (it is
+    judged on them), ``fused, cache off`` none."""
+    return {"forward": "forward", "fused": "fused", "fused_out": "fused"}.get(op)
 
 
 def judged_on(op: str, against: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .bandwidth import BusProbe, summarize_bandwidth
-from .cases import IMPLS, OPS, Case, Settings, make_inputs
+from .cases import IMPLS, PEER_OPS, Case, Settings, make_inputs
 from .machine import machine
 from .memory import memory_table
 from .peers import FACTORIES, Call, free_peer_caches, library_versions, simd_target
@@ -66,9 +66,9 @@ def build_calls(x: np.ndarray, y: np.ndarray, impls: Sequence[str],
             for op, call in FACTORIES[impl](x, y).items():
                 calls[f"{impl}/{op}"] = call
         except ImportError as err:
-            entries[impl] = {op: Entry("n/a", note=str(err)) for op in OPS[:2]}
+            entries[impl] = {op: Entry("n/a", note=str(err)) for op in PEER_OPS}
         except Exception as err:  # noqa: BLE001 - a peer failing on this case must not stop the run
-            entries[impl] = {op: Entry("error", note=f"{type(err).__name__}: {err}") for op in OPS[:2]}
+            entries[impl] = {op: Entry("error", note=f"{type(err).__name__}: {err}") for op in PEER_OPS}
     return calls
 
 
@@ -123,7 +123,7 @@ def run(settings: Settings, command: str) -> Report:
         entries, bus = run_case(case, settings, impls, probe)
         for impl in IMPLS:
             if impl not in impls:
-                entries[impl] = {op: Entry("n/a", note=meta["versions"][impl]) for op in OPS[:2]}
+                entries[impl] = {op: Entry("n/a", note=meta["versions"][impl]) for op in PEER_OPS}
         item = CaseResult(case, entries, bus=bus)
         item.bandwidth = probe.rates({name: bus[name].median_s or math.nan for name in probe.calls})
         item.bound = bounds(case, item.bandwidth)
