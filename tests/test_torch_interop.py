@@ -77,6 +77,24 @@ def test_forward_shares_memory_and_needs_no_grad():
     assert xt._array(x).ctypes.data == x.data_ptr()  # zero-copy view of a contiguous tensor
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_plain_backward_accumulates_like_pytorchs(reduction):
+    # loss.backward() hands autograd the gradient the forward computed (no product); repeated backward
+    # passes over a kept graph, and a second graph, must still add up as PyTorch's do.
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(64, 50, dtype=torch.float64, generator=gen)
+    target = torch.randint(0, 50, (64,), generator=gen)
+    grads = []
+    for fn in (xt.cross_entropy, F.cross_entropy):
+        leaf = x.clone().requires_grad_(True)
+        loss = fn(leaf, target, reduction=reduction)
+        for _ in range(3):
+            loss.backward(retain_graph=True)
+        fn(leaf, target, reduction=reduction).backward()
+        grads.append(leaf.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_gradcheck_float64(reduction):
     gen = torch.Generator().manual_seed(7)

@@ -86,6 +86,10 @@ class _CrossEntropy(torch.autograd.Function):
         (grad,) = ctx.saved_tensors
         if ctx.reduction == "none":
             grad_output = grad_output.unsqueeze(ctx.axis)  # one upstream value per row, across its classes
+        elif grad_output.item() == 1.0:
+            # loss.backward(): the gradient as computed, with no product of the gradient's size (whose
+            # fresh pages cost more than the fused pass). Autograd copies it if it must keep it intact.
+            return grad, None, None, None, None, None
         return grad * grad_output, None, None, None, None, None
 
 
