@@ -68,6 +68,14 @@ void softmax_family(const T* x, const Columns& layout, T* out, int op) {
         });
         return;
     }
+    if (n <= simd::kSmallClasses) {  // a row is shorter than a few vectors: lanes own rows
+        sweep(layout.outer, n, [&](std::int64_t begin, std::int64_t end) {
+            k.small_family(x + begin * n, end - begin, n, op, out + begin * (op == 0 ? 1 : n));
+            for (std::int64_t r = begin; op == 0 && r < end; ++r) mend_infinite_sum(x + r * n, n, 1, out[r]);
+            return 0.0;
+        });
+        return;
+    }
     sweep(layout.outer, n, [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t r = begin; r < end; ++r) {
             const T* row = x + r * n;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "half_bits.hpp"
 #include "kernels.hpp"
@@ -610,19 +611,80 @@ LossSums small_rows_n(const SmallRows<T>& a) {
     return {reduce_sum(total), reduce_sum(z_total)};
 }
 
-// The most common small class counts get a copy with the count built in.
+// fn(std::integral_constant<int, kN>{}): the most common small class counts get a copy of the
+// kernel with the count built in (kN = classes); any other count runs the generic copy (kN = 0).
+template <typename Fn>
+XENTCPP_INLINE auto with_class_count(std::int64_t classes, const Fn& fn) {
+    switch (classes) {
+        case 2: return fn(std::integral_constant<int, 2>{});
+        case 3: return fn(std::integral_constant<int, 3>{});
+        case 4: return fn(std::integral_constant<int, 4>{});
+        case 5: return fn(std::integral_constant<int, 5>{});
+        case 8: return fn(std::integral_constant<int, 8>{});
+        case 10: return fn(std::integral_constant<int, 10>{});
+        case 16: return fn(std::integral_constant<int, 16>{});
+        default: return fn(std::integral_constant<int, 0>{});
+    }
+}
+
 template <typename T>
 LossSums small_rows(const SmallRows<T>& a) {
-    switch (a.classes) {
-        case 2: return small_rows_n<T, 2>(a);
-        case 3: return small_rows_n<T, 3>(a);
-        case 4: return small_rows_n<T, 4>(a);
-        case 5: return small_rows_n<T, 5>(a);
-        case 8: return small_rows_n<T, 8>(a);
-        case 10: return small_rows_n<T, 10>(a);
-        case 16: return small_rows_n<T, 16>(a);
-        default: return small_rows_n<T, 0>(a);
+    return with_class_count(a.classes, [&](auto count) { return small_rows_n<T, decltype(count)::value>(a); });
+}
+
+// The softmax family of one group of up to `lanes` rows of few classes, lane j owning row j, with
+// the arithmetic of the per-row path: m = max (NaN skipped), s = sum of exp_sum(x - m) added
+// pairwise (shift 0 for a row of -inf only), then op 0: lse = m + log s; 1: exp((x - m) - log s);
+// 2: (x - m) - log s. out: the group's first result (one per row for op 0, else rows × n; may be x).
+template <typename T, int kN>
+XENTCPP_INLINE void family_group(const T* x, std::int64_t classes, std::int64_t valid, int op, T* out) {
+    constexpr int L = Vec<T>::lanes;
+    const std::int64_t n = kN > 0 ? kN : classes;
+    V<T> col[kSmallClasses], e[kSmallClasses];
+    if (valid == L) {
+        load_columns<T>(x, n, col);
+    } else {
+        for (std::int64_t c = 0; c < n; ++c) {
+            for (int j = 0; j < L; ++j) col[c][j] = j < valid ? x[j * n + c] : T(0);
+        }
     }
+    V<T> m = splat(kMinusInf<T>);
+    for (std::int64_t c = 0; c < n; ++c) m = max_skip_nan(m, col[c]);
+    const V<T> shift = m == kMinusInf<T> ? splat(T(0)) : m;
+    for (std::int64_t c = 0; c < n; ++c) e[c] = exp_sum(col[c] - shift);
+    const V<T> log_sum = log(tree_sum<T>(e, n));
+    if (op == 0) {
+        const V<T> lse = shift + log_sum;
+        if (valid == L) store(out, lse);
+        else store_partial(out, valid, lse);
+        return;
+    }
+    for (std::int64_t c = 0; c < n; ++c) {
+        const V<T> z = (col[c] - m) - log_sum;  // the max and the log-sum subtracted separately
+        col[c] = op == 1 ? exp<true>(z) : z;
+    }
+    if (valid == L) {
+        store_columns<T>(col, n, out);
+        return;
+    }
+    for (std::int64_t j = 0; j < valid; ++j) {
+        for (std::int64_t c = 0; c < n; ++c) out[j * n + c] = col[c][j];
+    }
+}
+
+template <typename T>
+void small_family(const T* x, std::int64_t rows, std::int64_t classes, int op, T* out) {
+    constexpr int L = Vec<T>::lanes;
+    with_class_count(classes, [&](auto count) {
+        for (std::int64_t r0 = 0; r0 < rows; r0 += L) {
+            const char* ahead = reinterpret_cast<const char*>(x + r0 * classes) + kSmallPrefetchBytes;
+            for (std::int64_t b = 0; b < L * classes * static_cast<std::int64_t>(sizeof(T)); b += 64) {
+                __builtin_prefetch(ahead + b);
+            }
+            family_group<T, decltype(count)::value>(x + r0 * classes, classes, rows - r0 < L ? rows - r0 : L, op,
+                                                    out + r0 * (op == 0 ? 1 : classes));
+        }
+    });
 }
 
 // The gradient of ScaledGrad, block by block: factor_b = p_coef * exp(m_b - shift) / sum.
@@ -944,6 +1006,7 @@ const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
                            &widen_bf16<T>,
                            &narrow_bf16<T>,
                            &columns<T>,
+                           &small_family<T>,
                            &shifted<T>,
                            &bce_with_logits<T>,
                            &sum_p_log_p<T>,

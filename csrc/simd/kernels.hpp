@@ -160,6 +160,9 @@ struct Kernels {
     // last): lanes own positions of the inner axis. op 0: out[inner] = logsumexp; 1: out = softmax;
     // 2: out = log_softmax (out like x, may be x).
     void (*columns)(const T* x, std::int64_t classes, std::int64_t inner, int op, T* out);
+    // The same ops over rows × classes with the class axis last and few classes (<= kSmallClasses):
+    // lanes own rows, as in small_rows. op 0 writes one value per row, 1 and 2 rows × classes (out may be x).
+    void (*small_family)(const T* x, std::int64_t rows, std::int64_t classes, int op, T* out);
     // out[c] = (x[c] - shift) - log_sum (log_softmax of a row whose statistics are known).
     void (*shifted)(const T* x, std::int64_t n, T shift, T log_sum, T* out);
 

@@ -2,9 +2,11 @@
 // float path on the widened values, then rounded once), the z-loss term, and functions.hpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <vector>
@@ -124,6 +126,85 @@ TEST(Functions, SoftmaxFamilyRowsAndColumnsAgree) {
                 sum += p_rows[at];
             }
             EXPECT_NEAR(sum, 1.0, 1e-15);
+        }
+    }
+}
+
+// Rows of up to 32 classes take the lanes-own-rows kernel (groups of a vector's lanes, a partial
+// group at the end): every class count around the vector widths, against a double reference.
+template <typename T>
+void check_few_classes_against_double() {
+    const double eps = std::numeric_limits<T>::epsilon();
+    for (const std::int64_t n : {1, 2, 3, 5, 7, 8, 10, 16, 17, 31, 32, 33}) {
+        for (const std::int64_t rows : {1, 7, 16, 17, 40}) {
+            const std::size_t size = static_cast<std::size_t>(rows * n);
+            const std::vector<float> f = normals(size, 5.0f, static_cast<unsigned>(n * 100 + rows));
+            std::vector<T> x(f.begin(), f.end());
+            for (std::size_t i = 3; i < size; i += 7) x[i] = -std::numeric_limits<T>::infinity();  // masked
+            std::vector<T> lse(static_cast<std::size_t>(rows)), p(size), lp(size), in_place = x;
+            xentcpp::logsumexp(x.data(), {rows, n, 1}, lse.data());
+            xentcpp::softmax(x.data(), {rows, n, 1}, p.data());
+            xentcpp::log_softmax(x.data(), {rows, n, 1}, lp.data());
+            xentcpp::softmax(in_place.data(), {rows, n, 1}, in_place.data());
+            for (std::int64_t r = 0; r < rows; ++r) {
+                const T* row = x.data() + r * n;
+                double m = -std::numeric_limits<double>::infinity(), s = 0.0;
+                for (std::int64_t c = 0; c < n; ++c) m = std::max(m, static_cast<double>(row[c]));
+                for (std::int64_t c = 0; c < n; ++c) s += std::exp(static_cast<double>(row[c]) - m);
+                const double want = m + std::log(s);
+                const std::size_t ri = static_cast<std::size_t>(r);
+                if (m == -std::numeric_limits<double>::infinity()) {
+                    EXPECT_EQ(lse[ri], -std::numeric_limits<T>::infinity()) << n << " classes, row " << r;
+                    continue;
+                }
+                // Within 4 ulp of the row's scale: the larger of 1, |lse| and its largest |logit|.
+                double scale = std::max(1.0, std::abs(want));
+                for (std::int64_t c = 0; c < n; ++c) {
+                    if (std::isfinite(row[c])) scale = std::max(scale, std::abs(static_cast<double>(row[c])));
+                }
+                const double tolerance = 4 * eps * scale;
+                EXPECT_NEAR(lse[ri], want, tolerance) << n << " classes, row " << r;
+                for (std::int64_t c = 0; c < n; ++c) {
+                    const std::size_t at = static_cast<std::size_t>(r * n + c);
+                    const double lp_want = static_cast<double>(row[c]) - want;
+                    EXPECT_NEAR(p[at], std::exp(lp_want), tolerance) << n << " classes, row " << r;
+                    if (std::isinf(lp_want)) EXPECT_EQ(lp[at], lp_want);
+                    else EXPECT_NEAR(lp[at], lp_want, tolerance) << n << " classes, row " << r;
+                    EXPECT_EQ(in_place[at], p[at]);
+                }
+            }
+        }
+    }
+}
+
+TEST(Functions, SoftmaxFamilyOfFewClassesMatchesADoubleReference) {
+    check_few_classes_against_double<float>();
+    check_few_classes_against_double<double>();
+}
+
+TEST(Functions, SoftmaxFamilyOfFewClassesKeepsNonFiniteRowsApart) {
+    constexpr float inf = std::numeric_limits<float>::infinity();
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    // 20 rows of 3 (a full group of 16 and a partial one on AVX-512): NaN, +inf, all -inf, and finite.
+    std::vector<float> x;
+    for (int r = 0; r < 20; ++r) {
+        const std::vector<std::vector<float>> kinds = {{nan, 1, 2}, {inf, 1, 2}, {-inf, -inf, -inf}, {1, 2, 3}};
+        const auto& row = kinds[static_cast<std::size_t>(r % 4)];
+        x.insert(x.end(), row.begin(), row.end());
+    }
+    std::vector<float> lse(20), p(60);
+    xentcpp::logsumexp(x.data(), {20, 3, 1}, lse.data());
+    xentcpp::softmax(x.data(), {20, 3, 1}, p.data());
+    for (std::size_t r = 0; r < 20; ++r) {
+        switch (r % 4) {
+            case 0: EXPECT_TRUE(std::isnan(lse[r])); break;
+            case 1: EXPECT_EQ(lse[r], inf); break;
+            case 2: EXPECT_EQ(lse[r], -inf); break;
+            default: EXPECT_NEAR(lse[r], 3.4076059644443806, 1e-6);
+        }
+        for (std::size_t c = 0; c < 3; ++c) {
+            if (r % 4 == 3) EXPECT_NEAR(p[r * 3 + c], std::exp(x[r * 3 + c] - 3.4076059644443806), 1e-7);
+            else EXPECT_TRUE(std::isnan(p[r * 3 + c])) << "row " << r;  // no distribution
         }
     }
 }
