@@ -163,6 +163,23 @@ def test_cross_entropy_is_entropy_plus_divergence(rng):
     np.testing.assert_allclose(h_pq, -np.sum(p * np.log(q), axis=1), rtol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_measures_of_subnormal_probabilities(dtype):
+    # p log p and p log(p / q) with p or q below the smallest normal number: finite, as in float64
+    # (the vector log once gave -inf for subnormals, so entropy was +inf and KL +inf).
+    info = np.finfo(dtype)
+    for tiny in (info.smallest_subnormal, info.smallest_subnormal * 999, info.tiny / 3):
+        p = np.array([tiny, 1 - tiny] + [0.0] * 17, dtype)  # 19 classes: whole vectors and a tail
+        want = -float(tiny) * np.log(float(tiny))
+        # The product is subnormal too: it has only the absolute precision of the subnormals.
+        assert float(xc.entropy(p)) == pytest.approx(want, rel=4 * info.eps, abs=2 * float(info.smallest_subnormal))
+        half, q = np.zeros(19, dtype), np.zeros(19, dtype)
+        half[0] = half[-1] = 0.5
+        q[0], q[-1] = tiny, 1 - tiny
+        want_kl = 0.5 * (np.log(0.5) - np.log(float(q[0]))) + 0.5 * (np.log(0.5) - np.log(float(q[-1])))
+        assert float(xc.kl_div(half, q)) == pytest.approx(want_kl, rel=8 * info.eps)
+
+
 def test_measure_edge_values():
     assert float(xc.entropy([0.5, 0.5], base=2)) == pytest.approx(1.0, rel=1e-15)
     assert float(xc.entropy([1.0, 0.0, 0.0])) == 0.0  # 0 log 0 = 0
