@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from cases import FLOATS
@@ -80,6 +82,32 @@ def test_input_not_copied_nor_modified(rng):
     xc.softmax(x, axis=1)
     xc.logsumexp(x, axis=0)
     np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("function", [xc.softmax, xc.log_softmax])
+def test_a_converted_input_becomes_the_result(rng, function):
+    # Half precision (and another layout) is converted once; the result overwrites that copy, so the
+    # call takes one float32 buffer, not two. The caller's memory is never written, whatever shares it.
+    x = rng.standard_normal((512, 1000)).astype(np.float16)
+    before = x.copy()
+    tracemalloc.start()
+    try:
+        result = function(x)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.1 * x.size * 4, peak
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_allclose(result, function(x.astype(np.float32)), rtol=0, atol=2e-6)
+    transposed = rng.standard_normal((300, 40)).astype(np.float32).T
+    copy = transposed.copy()
+    np.testing.assert_array_equal(function(transposed), function(copy))
+    np.testing.assert_array_equal(transposed, copy)
+    buffer = rng.standard_normal((20, 7)).astype(np.float32)
+    kept = buffer.copy()
+    for shared in (memoryview(buffer), buffer.view(np.matrix), np.lib.stride_tricks.as_strided(buffer)):
+        function(shared)
+        np.testing.assert_array_equal(buffer, kept)
 
 
 @pytest.mark.parametrize("axis", [0, 1])

@@ -36,7 +36,8 @@ def _check_out(out: Any, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def _apply(op: int, x: ArrayLike, axis: Optional[int], out: Optional[np.ndarray], keepdims: bool = False) -> Any:
-    a, outer, classes, inner, axis = _layout(float_array(x, "input"), axis)
+    given = x if isinstance(x, np.ndarray) else np.asarray(x)  # the caller's memory, if any
+    a, outer, classes, inner, axis = _layout(float_array(given, "input"), axis)
     if op == _LOGSUMEXP:
         if axis is None:
             shape: Tuple[int, ...] = (1,) * a.ndim if keepdims else ()
@@ -44,7 +45,12 @@ def _apply(op: int, x: ArrayLike, axis: Optional[int], out: Optional[np.ndarray]
             shape = a.shape[:axis] + ((1,) if keepdims else ()) + a.shape[axis + 1 :]
     else:
         shape = a.shape
-    result = _core.empty(a.dtype, shape) if out is None else _check_out(out, shape, a.dtype)
+    if out is not None:
+        result = _check_out(out, shape, a.dtype)
+    elif op != _LOGSUMEXP and a is not given and not np.may_share_memory(a, given):
+        result = a  # a converted copy (half precision, another layout) is ours: overwrite it, not a second buffer
+    else:
+        result = _core.empty(a.dtype, shape)
     if classes == 0:  # an empty axis: logsumexp is -inf (an empty sum), softmax is empty
         result.fill(-np.inf)
     elif result.size:
