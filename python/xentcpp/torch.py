@@ -3,7 +3,8 @@ float32/float64 tensors, and :class:`CrossEntropyLoss`, for ``torch.nn.CrossEntr
 
 The forward pass runs xentcpp's fused kernel on the tensors' own memory (``Tensor.numpy()`` shares it;
 a non-contiguous tensor is made contiguous first) and keeps the gradient it computed in the same pass;
-the backward pass only scales it by the upstream gradient. Importable only when PyTorch is installed.
+the backward pass hands it on as it is for an upstream gradient of 1 (``loss.backward()``) and scales
+it otherwise. Importable only when PyTorch is installed.
 
 Example (not a doctest: the package's doctests also run where PyTorch is not installed)::
 
@@ -60,7 +61,7 @@ def _check(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Ten
 
 
 class _CrossEntropy(torch.autograd.Function):
-    """Loss forward; d(loss)/d(input) computed in the same fused pass and scaled in backward."""
+    """Loss forward; d(loss)/d(input) computed in the same fused pass, handed on (or scaled) in backward."""
 
     @staticmethod
     def forward(ctx: FunctionCtx, input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor],
