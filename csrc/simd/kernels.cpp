@@ -507,7 +507,7 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
         }
     }
     const V<T> sum = tree_sum<T>(col, n);
-    const V<T> log_sum = log(sum);
+    const V<T> log_sum = log<true>(sum);
     const V<T> nll_coef = static_cast<T>(1.0 - a.smoothing) * target_weight;
     V<T> loss = nll_coef != 0 ? nll_coef * (log_sum - target_shift) : splat(T(0));  // 0 * inf is not NaN here
     if (smooth_coef != 0.0) loss += static_cast<T>(smooth_coef) * (static_cast<T>(a.weight_total) * log_sum - dot);
@@ -574,7 +574,7 @@ XENTCPP_INLINE void plain_pair(const SmallRows<T>& a, std::int64_t r0, V<T>* los
         }
     }
     for (int g = 0; g < 2; ++g) {
-        const V<T> log_sum = log(tree_sum<T>(col[g], n));
+        const V<T> log_sum = log<true>(tree_sum<T>(col[g], n));
         const V<T> nll = log_sum - target_shift[g];
         loss[g] = label[g] >= T(0) ? (log_sum != log_sum ? log_sum : nll) : splat(T(0));
         if (a.row_losses) store(a.row_losses + r0 + g * L, loss[g] + V<T>{});
@@ -652,7 +652,7 @@ XENTCPP_INLINE void family_group(const T* x, std::int64_t classes, std::int64_t 
     for (std::int64_t c = 0; c < n; ++c) m = max_skip_nan(m, col[c]);
     const V<T> shift = m == kMinusInf<T> ? splat(T(0)) : m;
     for (std::int64_t c = 0; c < n; ++c) e[c] = exp_sum(col[c] - shift);
-    const V<T> log_sum = log(tree_sum<T>(e, n));
+    const V<T> log_sum = log<true>(tree_sum<T>(e, n));
     if (op == 0) {
         const V<T> lse = shift + log_sum;
         if (valid == L) store(out, lse);
@@ -826,7 +826,7 @@ void columns(const T* x, std::int64_t classes, std::int64_t inner, int op, T* ou
             }
         }
         sum += __builtin_convertvector(run, WideDouble<T>);
-        const V<T> log_sum = log(__builtin_convertvector(sum, V<T>));
+        const V<T> log_sum = log<true>(__builtin_convertvector(sum, V<T>));
         if (op == 0) {
             put(out + i, shift + log_sum);
             continue;
