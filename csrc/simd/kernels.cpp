@@ -416,6 +416,25 @@ XENTCPP_INLINE void store_columns(const V<T>* col, std::int64_t n, T* rows) {
     }
 }
 
+// A group of `valid` rows (up to `lanes`) as class-major vectors, and back: a full group through
+// the transposes above, a partial one (the last rows) element by element, its missing rows 0.
+template <typename T>
+XENTCPP_INLINE void load_group(const T* rows, std::int64_t n, std::int64_t valid, V<T>* col) {
+    constexpr int L = Vec<T>::lanes;
+    if (valid == L) return load_columns<T>(rows, n, col);
+    for (std::int64_t c = 0; c < n; ++c) {
+        for (int j = 0; j < L; ++j) col[c][j] = j < valid ? rows[j * n + c] : T(0);
+    }
+}
+
+template <typename T>
+XENTCPP_INLINE void store_group(const V<T>* col, std::int64_t n, std::int64_t valid, T* rows) {
+    if (valid == Vec<T>::lanes) return store_columns<T>(col, n, rows);
+    for (std::int64_t j = 0; j < valid; ++j) {
+        for (std::int64_t c = 0; c < n; ++c) rows[j * n + c] = col[c][j];
+    }
+}
+
 // v[0] + ... + v[n - 1] (n <= kSmallClasses), added pairwise: neighbours, then neighbouring pairs...
 // Note: in one running sum, the small terms added to the max's 1 one by one all round the same way
 // (25 terms of exp(-7.5) put a float sum 20 ulp high, and p - 1 at the target 1.2e-6 off); pairwise,
@@ -470,14 +489,7 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     constexpr int L = Vec<T>::lanes;
     const std::int64_t n = kN > 0 ? kN : a.classes;
     V<T> col[kSmallClasses];
-    const T* rows = a.x + r0 * n;
-    if (valid == L) {
-        load_columns<T>(rows, n, col);
-    } else {
-        for (std::int64_t c = 0; c < n; ++c) {
-            for (int j = 0; j < L; ++j) col[c][j] = j < valid ? rows[j * n + c] : T(0);
-        }
-    }
+    load_group<T>(a.x + r0 * n, n, valid, col);
 
     const V<T> label = group_labels(a, r0, valid);
     V<T> scale = splat(static_cast<T>(a.scale));
@@ -539,14 +551,7 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
         g = label == static_cast<T>(c) ? g - onehot_coef : g;
         col[c] = counts ? g : splat(T(0));
     }
-    T* out = a.grad + r0 * n;
-    if (valid == L) {
-        store_columns<T>(col, n, out);
-        return {loss, z_loss};
-    }
-    for (std::int64_t j = 0; j < valid; ++j) {
-        for (std::int64_t c = 0; c < n; ++c) out[j * n + c] = col[c][j];
-    }
+    store_group<T>(col, n, valid, a.grad + r0 * n);
     return {loss, z_loss};
 }
 
@@ -641,13 +646,7 @@ XENTCPP_INLINE void family_group(const T* x, std::int64_t classes, std::int64_t 
     constexpr int L = Vec<T>::lanes;
     const std::int64_t n = kN > 0 ? kN : classes;
     V<T> col[kSmallClasses], e[kSmallClasses];
-    if (valid == L) {
-        load_columns<T>(x, n, col);
-    } else {
-        for (std::int64_t c = 0; c < n; ++c) {
-            for (int j = 0; j < L; ++j) col[c][j] = j < valid ? x[j * n + c] : T(0);
-        }
-    }
+    load_group<T>(x, n, valid, col);
     V<T> m = splat(kMinusInf<T>);
     for (std::int64_t c = 0; c < n; ++c) m = max_skip_nan(m, col[c]);
     const V<T> shift = m == kMinusInf<T> ? splat(T(0)) : m;
@@ -663,13 +662,7 @@ XENTCPP_INLINE void family_group(const T* x, std::int64_t classes, std::int64_t 
         const V<T> z = (col[c] - m) - log_sum;  // the max and the log-sum subtracted separately
         col[c] = op == 1 ? exp<true>(z) : z;
     }
-    if (valid == L) {
-        store_columns<T>(col, n, out);
-        return;
-    }
-    for (std::int64_t j = 0; j < valid; ++j) {
-        for (std::int64_t c = 0; c < n; ++c) out[j * n + c] = col[c][j];
-    }
+    store_group<T>(col, n, valid, out);
 }
 
 template <typename T>
