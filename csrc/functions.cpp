@@ -80,7 +80,7 @@ void softmax_family(const T* x, const Columns& layout, T* out, int op) {
         for (std::int64_t r = begin; r < end; ++r) {
             const T* row = x + r * n;
             const simd::SpanStats<T> stats = k.stats(row, n, nullptr, nullptr, 1.0, 0.0, false, nullptr, nullptr, nullptr);
-            const T log_sum = static_cast<T>(std::log(stats.sum));
+            const T log_sum = static_cast<T>(stats.log_sum());
             // All -inf: the sums used shift 0, so lse = -inf and the distribution is NaN (0 / 0).
             const T shift = stats.max == -std::numeric_limits<T>::infinity() ? T(0) : stats.max;
             if (op == 0) {

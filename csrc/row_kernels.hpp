@@ -53,7 +53,7 @@ simd::SpanStats<T> chunk_stats(const simd::Kernels<T>& kernels, const RowSpec<T>
 }
 
 // Row loss from its statistics; y < 0 means a probability target, else x_y is the logit at y.
-// log_sum = log(stats.sum), computed once per row by the caller.
+// log_sum = stats.log_sum(), computed once per row by the caller.
 template <typename T>
 double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, double log_sum, T x_y,
                        std::int64_t y) {
@@ -69,9 +69,29 @@ double logits_row_loss(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, 
     return loss;
 }
 
+// The gradient's entry at a class-index target y, in double from the row's statistics:
+//   scale (nll_coef (p_y - 1) + smooth_coef (W p_y - w[y])) + p_extra p_y,
+// with p_y - 1 = -(s - e_y) / s, where s - e_y, the exponentials of the other classes, is summed
+// apart from y's own exp(0) = 1 when y holds the max (SpanStats): a confident row's -r / (1 + r)
+// keeps its relative precision instead of rounding to 0 with p_y.
+template <typename T>
+double target_grad(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, T x_y, std::int64_t y, double scale,
+                   double p_extra) {
+    const double sum = stats.sum();
+    const bool at_max = x_y == stats.max;
+    const double e_y = at_max ? 1.0 : std::exp(static_cast<double>(x_y) - static_cast<double>(stats.max));
+    const double others = at_max ? (stats.at_max - 1.0) + stats.below_max : sum - e_y;
+    const double p_y = e_y / sum;
+    const double nll_coef = (1.0 - spec.smoothing) * spec.w(y);
+    const double smooth_coef = spec.smooth_coef();
+    double grad = (scale * smooth_coef * spec.weight_total + p_extra) * p_y - scale * smooth_coef * spec.w(y);
+    if (nll_coef != 0.0) grad -= scale * nll_coef * (others / sum);
+    return grad;
+}
+
 // Gradient of a chunk [begin, begin + len) of the row into out (the chunk's first element); x and t
 // point at the chunk. `scale` is the row's upstream factor, and `p_extra` adds to the softmax's
-// coefficient (the z-loss term); for an index target y, the kernel also subtracts the one-hot term.
+// coefficient (the z-loss term); for an index target y, the entry at y is `target` (target_grad).
 // With `stored` (exp_out and maxima of chunk_stats for this chunk), the softmax comes from them
 // instead of a second exp per element; and with `defer` too, the gradient is not written but
 // described there, for the next row's chunk_stats to write (returns true then).
@@ -83,8 +103,8 @@ struct Stored {
 
 template <typename T>
 bool logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const simd::SpanStats<T>& stats,
-                       double row_log_sum, const T* x, const T* t, std::int64_t y, double scale, double p_extra,
-                       std::int64_t begin, std::int64_t len, T* out, bool stream, Stored<T> stored = {},
+                       double row_log_sum, const T* x, const T* t, std::int64_t y, double target, double scale,
+                       double p_extra, std::int64_t begin, std::int64_t len, T* out, bool stream, Stored<T> stored = {},
                        simd::ScaledGrad<T>* defer = nullptr) {
     const T* w = spec.weight ? spec.weight + begin : nullptr;
     if (stats.max == -std::numeric_limits<T>::infinity()) {
@@ -93,7 +113,7 @@ bool logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, 
     }
     const T log_sum = static_cast<T>(row_log_sum);
     // Probability target: grad = scale * (p * sum_c w t' - w t'); class index:
-    // grad = scale * (p * (nll_coef + smooth_coef W) - smooth_coef w) - [c == y] scale nll_coef.
+    // grad = scale * (p * (nll_coef + smooth_coef W) - smooth_coef w), and `target` at y.
     const double nll_coef = y < 0 ? 0.0 : (1.0 - spec.smoothing) * spec.w(y);
     const T p_coef = static_cast<T>(
         (y < 0 ? scale * stats.mass : scale * (nll_coef + spec.smooth_coef() * spec.weight_total)) + p_extra);
@@ -101,18 +121,14 @@ bool logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, 
     const T keep = static_cast<T>(y < 0 ? 1.0 - spec.smoothing : 1.0);
     const T spread = static_cast<T>(y < 0 ? spec.smooth_coef() : 0.0);
     const T v_coef = static_cast<T>(y < 0 ? scale : scale * spec.smooth_coef());
-    // The one-hot term of class y, scale (1 - a) w[y], if y falls in this chunk: subtracted in double
-    // from the rounded softmax term (p - 1 must not be rounded first).
-    const bool hit = y >= begin && y < begin + len;
-    const std::int64_t onehot_at = hit ? y - begin : -1;
-    const double onehot = hit ? scale * (1.0 - spec.smoothing) * spec.w(y) : 0.0;
+    const std::int64_t target_at = y >= begin && y < begin + len ? y - begin : -1;
     if (!stored.exps) {
-        kernels.softmax_grad(x, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, out, stream, onehot_at,
-                             onehot);
+        kernels.softmax_grad(x, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, out, stream, target_at,
+                             target);
         return false;
     }
-    const simd::ScaledGrad<T> grad{stored.exps, stored.maxima, len,    stats.max, stats.sum, p_coef,    w,     probs,
-                                   keep,        spread,        v_coef, out,       stream,    onehot_at, onehot};
+    const simd::ScaledGrad<T> grad{stored.exps, stored.maxima, len,    stats.max, stats.sum(), p_coef,    w,     probs,
+                                   keep,        spread,        v_coef, out,       stream,      target_at, target};
     if (defer) {
         *defer = grad;
         return true;

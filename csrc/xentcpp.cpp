@@ -248,7 +248,7 @@ public:
         detail::Stored<T> stored;
         T x_y = T(0);
         const simd::SpanStats<T> stats = row_stats(x, t, y, g != nullptr, stored, x_y);
-        const double log_sum = std::log(stats.sum);
+        const double log_sum = stats.log_sum();
         LossSums loss;
         loss.loss = detail::logits_row_loss(spec_, stats, log_sum, x_y, y);
         const double lse = static_cast<double>(stats.max) + log_sum;
@@ -256,6 +256,7 @@ public:
         if (g == nullptr) return loss;
 
         const double p_extra = z_loss_ != 0.0 && z_scale != 0.0 ? 2.0 * z_loss_ * lse * z_scale : 0.0;
+        const double target = y >= 0 ? detail::target_grad(spec_, stats, x_y, y, scale, p_extra) : 0.0;
         Deferred* const later = deferred_.empty() ? nullptr : &deferred_[sz(thread_index())];
         const auto chunk_grad = [&](std::int64_t k) {
             const std::int64_t begin = k * kChunk, len = chunk_len(k);
@@ -263,7 +264,7 @@ public:
                 stored.exps ? detail::Stored<T>{stored.exps + k * stride_, stored.maxima + k * stride_} : stored;
             if (!stage_.active()) {
                 if (detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, direct<T>(x) + begin,
-                                              t ? direct<T>(t) + begin : nullptr, y, scale, p_extra, begin, len,
+                                              t ? direct<T>(t) + begin : nullptr, y, target, scale, p_extra, begin, len,
                                               direct<T>(g) + begin, stream_, kept, later ? &later->grads[sz(k)] : nullptr)) {
                     later->grads[sz(k)].carry = &later->carry;
                     later->pending = true;  // every chunk or none (a row of -inf writes NaN at once)
@@ -276,8 +277,8 @@ public:
             const T* ts = stage_.probs(t ? t + begin : nullptr, len, stage_.buffer(1));
             // scaled_grad may overwrite the exps it reads (the chunk's own scratch, whoever runs it).
             T* gs = stored.exps ? scratch(0) + k * stride_ : stage_.buffer(2);
-            detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, xs, ts, y, scale, p_extra, begin, len, gs,
-                                      false, kept);
+            detail::logits_chunk_grad(kernels_, spec_, stats, log_sum, xs, ts, y, target, scale, p_extra, begin, len,
+                                      gs, false, kept);
             // gs holds the one-hot term already: before the cap's chain rule and the rounding.
             stage_.gradient(gs, xs, len, g + begin);
         };

@@ -91,13 +91,13 @@ T block_max(const T* x, std::int64_t n) {
     return reduce_max(max_skip_nan(max_skip_nan(vmax[0], vmax[1]), max_skip_nan(vmax[2], vmax[3])));
 }
 
-// The one-hot correction of store_gradient: g[onehot_at - c] -= onehot, in double on the rounded
-// value, when onehot_at falls in [c, c + valid).
+// The target's entry of store_gradient: g[target_at - c] = target_grad, when target_at falls in
+// [c, c + valid). The row driver computes it in double from the row's statistics (p_y - 1 must not
+// be rounded as p_y first: for a confident row p_y rounds to 1).
 template <typename T>
-XENTCPP_INLINE V<T> with_onehot(V<T> g, std::int64_t c, std::int64_t valid, std::int64_t onehot_at, double onehot) {
-    if (onehot_at >= c && onehot_at < c + valid) {
-        g[onehot_at - c] = static_cast<T>(static_cast<double>(g[onehot_at - c]) - onehot);
-    }
+XENTCPP_INLINE V<T> with_target(V<T> g, std::int64_t c, std::int64_t valid, std::int64_t target_at,
+                                double target_grad) {
+    if (target_at >= c && target_at < c + valid) g[target_at - c] = static_cast<T>(target_grad);
     return g;
 }
 
@@ -157,8 +157,8 @@ struct GradBlock {
           e(g.e + start),
           weight(g.weight ? g.weight + start : nullptr),
           probs(g.probs ? g.probs + start : nullptr),
-          onehot_at(g.onehot_at >= start && g.onehot_at < start + length ? g.onehot_at - start : -1),
-          onehot(g.onehot),
+          target_at(g.target_at >= start && g.target_at < start + length ? g.target_at - start : -1),
+          target_grad(g.target_grad),
           carry(g.carry),
           vv(splat(g.v_coef)),
           vkeep(splat(g.keep)),
@@ -174,7 +174,7 @@ struct GradBlock {
         // Note: explicit fused multiply-adds, so that the gradient has the same bits written late
         // (inlined into block_stats) or at once (scaled_grad).
         if constexpr (kV) g = mul_add<T>(-vv, multipliers<T, kWeight, kProbs>(weight, probs, c, valid, vkeep, vspread), g);
-        return with_onehot<T>(g, c, valid, onehot_at, onehot);
+        return with_target<T>(g, c, valid, target_at, target_grad);
     }
 
     // Everything but the vectors [head, next) already streamed (stream_rest).
@@ -186,8 +186,8 @@ struct GradBlock {
     const T* e = nullptr;
     const T* weight = nullptr;
     const T* probs = nullptr;
-    std::int64_t onehot_at = -1;
-    double onehot = 0.0;
+    std::int64_t target_at = -1;
+    double target_grad = 0.0;
     Carry<T>* carry = nullptr;
     V<T> factor{}, vv{}, vkeep{}, vspread{};
 };
@@ -210,10 +210,10 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
     // Note: the sums in two levels, 16 vectors a run, then the runs: a lane's chain of additions
     // is at most 16 + kBlock / (16 lanes) long instead of kBlock / lanes (1 024 for doubles on the
     // baseline, whose rounding reached 200 eps in a row's sum of 131 072 exps).
-    V<T> sum{}, dot{}, mass{}, run_sum{}, run_dot{}, run_mass{};
+    V<T> at_max{}, below{}, dot{}, mass{}, run_below{}, run_dot{}, run_mass{};
     const auto end_run = [&] {
-        sum += run_sum;
-        run_sum = V<T>{};
+        below += run_below;
+        run_below = V<T>{};
         if constexpr (kDot) {
             dot += run_dot;
             mass += run_mass;
@@ -227,7 +227,11 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
         // a loss must be the same with or without its gradient, and exp for the stored ones next to
         // exp_sum for the sum cost value_and_grad 15 % (see vector_math.hpp).
         const V<T> e = exp_sum(z);
-        run_sum += e;
+        // The max's own exp(0) = 1s are counted apart from the other terms (see SpanStats); z is NaN
+        // for a NaN logit, which is not 0 and so reaches the sum.
+        const auto is_max = z == T(0);
+        run_below += is_max ? splat(T(0)) : e;
+        at_max += is_max ? splat(T(1)) : splat(T(0));
         if constexpr (kStore) {
             if (valid == L) store(exp_out + c, e);
             else store_partial(exp_out + c, valid, e);
@@ -262,7 +266,8 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
     end_run();
     if constexpr (kPending) pending.finish(streamed);
     next_max = reduce_max(vnext);
-    out.sum = reduce_sum(sum);
+    out.at_max = reduce_sum(at_max);
+    out.below_max = reduce_sum(below);
     if constexpr (kDot) {
         out.dot = reduce_sum(dot);
         out.mass = reduce_sum(mass);
@@ -325,28 +330,27 @@ SpanStats<T> stats(const T* x, std::int64_t n, const T* weight, const T* probs, 
     return stats_dispatch<T, false, false>(x, n, weight, probs, keep, spread, with_dot, nullptr, nullptr, nullptr);
 }
 
-// out[0, n) = value(c, valid), vector by vector, then out[onehot_at] -= onehot (onehot_at >= 0), in
-// double on the rounded value. stream: aligned streaming stores after a head up to the first
-// vector-aligned address.
-// Note: the one-hot term is applied here, before the store: read back from the output, a line just
+// out[0, n) = value(c, valid), vector by vector, with out[target_at] = target_grad (target_at >= 0).
+// stream: aligned streaming stores after a head up to the first vector-aligned address.
+// Note: the target's entry is set here, before the store: read back from the output, a line just
 // written (streamed, or waiting for ownership) stalls each row for a round trip to memory.
 template <typename T, typename Value>
-XENTCPP_INLINE void store_gradient(T* out, std::int64_t n, bool stream, std::int64_t onehot_at, double onehot,
+XENTCPP_INLINE void store_gradient(T* out, std::int64_t n, bool stream, std::int64_t target_at, double target_grad,
                                    const Value& value) {
-    const auto corrected = [&](std::int64_t c, std::int64_t valid) {
-        return with_onehot<T>(value(c, valid), c, valid, onehot_at, onehot);
+    const auto with_target_entry = [&](std::int64_t c, std::int64_t valid) {
+        return with_target<T>(value(c, valid), c, valid, target_at, target_grad);
     };
     const std::int64_t head = stream_head(out, n, stream);
-    stream_rest<T>(out, n, head, head, nullptr, corrected);
+    stream_rest<T>(out, n, head, head, nullptr, with_target_entry);
 }
 
 template <typename T, bool kV, bool kWeight, bool kProbs>
 void softmax_grad_impl(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs,
-                       T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
+                       T keep, T spread, T v_coef, T* out, bool stream, std::int64_t target_at, double target_grad) {
     constexpr int L = Vec<T>::lanes;
     const V<T> vshift = splat(shift), vlog = splat(log_sum), vp = splat(p_coef), vv = splat(v_coef);
     const V<T> vkeep = splat(keep), vspread = splat(spread);
-    store_gradient(out, n, stream && out != x, onehot_at, onehot, [&](std::int64_t c, std::int64_t valid) {
+    store_gradient(out, n, stream && out != x, target_at, target_grad, [&](std::int64_t c, std::int64_t valid) {
         const V<T> xs = valid == L ? load(x + c) : load_partial(x + c, valid, kMinusInf<T>);
         V<T> g = vp * exp<true>((xs - vshift) - vlog);  // the max and the log-sum subtracted separately
         if constexpr (kV) g -= vv * multipliers<T, kWeight, kProbs>(weight, probs, c, valid, vkeep, vspread);
@@ -356,9 +360,9 @@ void softmax_grad_impl(const T* x, std::int64_t n, T shift, T log_sum, T p_coef,
 
 template <typename T>
 void softmax_grad(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs, T keep,
-                  T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at, double onehot) {
+                  T spread, T v_coef, T* out, bool stream, std::int64_t target_at, double target_grad) {
     const auto run = [&](auto impl) {
-        impl(x, n, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, onehot_at, onehot);
+        impl(x, n, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, target_at, target_grad);
     };
     if (v_coef == T(0)) return run(softmax_grad_impl<T, false, false, false>);
     if (weight && probs) return run(softmax_grad_impl<T, true, true, true>);
@@ -472,12 +476,18 @@ XENTCPP_INLINE V<T> group_labels(const SmallRows<T>& a, std::int64_t r0, std::in
 
 // One group of up to `lanes` rows starting at r0: lane j owns row r0 + j.
 //   1. transpose the group into class-major vectors (load_columns), missing rows padded with 0;
-//   2. per class: m = max, then s = sum exp(x - m) (the exponentials kept for step 4), and by
-//      selects x[y] - m and w[y] (no gathers), and d = sum_c w_c (x_c - m) when smoothing;
-//   3. loss per lane from log s (vector log), as the per-row kernel does;
-//   4. gradient per class from the kept exponentials divided by s, transposed back (store_columns).
+//   2. per class: m = max, then the exponentials exp(x - m), kept for step 4 (the target's minus 1),
+//      and by selects x[y] - m and w[y] (no gathers), and d = sum_c w_c (x_c - m) when smoothing;
+//   3. loss per lane: log s = log1p(s - 1), s - 1 their pairwise sum (see the Note);
+//   4. gradient per class from the kept exponentials divided by s, the target's entry from
+//      p_y - 1 = -(s - e_y) / s, transposed back (store_columns).
 // kN > 0: the class count, known at compile time (loops unroll); 0: a.classes at run time.
 // The exponentials by exp_sum, as in stats.
+// Note: the target's term enters the sum as e_y - 1, so that the sum is s - 1 itself: when the
+// target holds the max (a confident row), e_y - 1 = 0 exactly and the loss is log1p of the other
+// terms, to full relative precision, where log(1 + others) lost every term below 6e-8 in float (the
+// loss of [20, 0, 0] was 0 instead of 4.1e-9). Otherwise s - 1 >= e_y: no cancellation. One
+// masked subtraction per class.
 template <typename T>
 struct GroupLoss {
     V<T> loss;    // cross-entropy term
@@ -504,22 +514,25 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     if (a.weight == nullptr && smooth_coef == 0.0) {  // the common case, without the per-class tests
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            col[c] = exp_sum(z);
-            target_shift = label == static_cast<T>(c) ? z : target_shift;
+            const V<T> e = exp_sum(z);
+            const auto hit = label == static_cast<T>(c);
+            target_shift = hit ? z : target_shift;
+            col[c] = hit ? e - T(1) : e;
         }
         target_weight = splat(T(1));
     } else {
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            col[c] = exp_sum(z);
+            const V<T> e = exp_sum(z);
             const auto hit = label == static_cast<T>(c);
+            col[c] = hit ? e - T(1) : e;
             target_shift = hit ? z : target_shift;
             target_weight = hit ? splat(w(c)) : target_weight;
             if (smooth_coef != 0.0 && w(c) != T(0)) dot += w(c) * z;  // zero weight adds nothing, even at -inf
         }
     }
-    const V<T> sum = tree_sum<T>(col, n);
-    const V<T> log_sum = log<true>(sum);
+    const V<T> excess = tree_sum<T>(col, n);  // s - 1
+    const V<T> log_sum = log1p_excess<T>(excess);
     const V<T> nll_coef = static_cast<T>(1.0 - a.smoothing) * target_weight;
     V<T> loss = nll_coef != 0 ? nll_coef * (log_sum - target_shift) : splat(T(0));  // 0 * inf is not NaN here
     if (smooth_coef != 0.0) loss += static_cast<T>(smooth_coef) * (static_cast<T>(a.weight_total) * log_sum - dot);
@@ -543,12 +556,18 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     }
     const V<T> v_coef = scale * static_cast<T>(smooth_coef);
     const V<T> onehot_coef = scale * nll_coef;
-    // The softmax from the stored exponentials, exp(x - m) / s (as scaled_grad does for long rows).
+    // The softmax from the stored exponentials, exp(x - m) / s (as scaled_grad does for long rows),
+    // and the target's entry p_coef p_y - onehot - v w_y, with p_y - 1 = -(s - e_y) / s and
+    // s - e_y = (s - 1) + (1 - e_y): exact where e_y = 1, a sum of two positive terms elsewhere.
     // Note: one division per group; exp(-log s) in its place is longer on the group's critical path.
-    const V<T> factor = p_coef / sum;
+    const V<T> inverse = T(1) / (excess + T(1));
+    const V<T> factor = p_coef * inverse;
+    const V<T> e_y = exp_sum(target_shift);
+    const V<T> others = excess + (T(1) - e_y);
+    const V<T> target = ((p_coef - onehot_coef) * e_y - onehot_coef * others) * inverse - v_coef * target_weight;
     for (std::int64_t c = 0; c < n; ++c) {
         V<T> g = factor * col[c] - v_coef * w(c);
-        g = label == static_cast<T>(c) ? g - onehot_coef : g;
+        g = label == static_cast<T>(c) ? target : g;
         col[c] = counts ? g : splat(T(0));
     }
     store_group<T>(col, n, valid, a.grad + r0 * n);
@@ -574,12 +593,14 @@ XENTCPP_INLINE void plain_pair(const SmallRows<T>& a, std::int64_t r0, V<T>* los
     for (std::int64_t c = 0; c < n; ++c) {
         for (int g = 0; g < 2; ++g) {
             const V<T> z = col[g][c] - m[g];
-            col[g][c] = exp_sum(z);
-            target_shift[g] = label[g] == static_cast<T>(c) ? z : target_shift[g];
+            const V<T> e = exp_sum(z);
+            const auto hit = label[g] == static_cast<T>(c);
+            target_shift[g] = hit ? z : target_shift[g];
+            col[g][c] = hit ? e - T(1) : e;
         }
     }
     for (int g = 0; g < 2; ++g) {
-        const V<T> log_sum = log<true>(tree_sum<T>(col[g], n));
+        const V<T> log_sum = log1p_excess<T>(tree_sum<T>(col[g], n));
         const V<T> nll = log_sum - target_shift[g];
         loss[g] = label[g] >= T(0) ? (log_sum != log_sum ? log_sum : nll) : splat(T(0));
         if (a.row_losses) store(a.row_losses + r0 + g * L, loss[g] + V<T>{});
@@ -650,8 +671,20 @@ XENTCPP_INLINE void family_group(const T* x, std::int64_t classes, std::int64_t 
     V<T> m = splat(kMinusInf<T>);
     for (std::int64_t c = 0; c < n; ++c) m = max_skip_nan(m, col[c]);
     const V<T> shift = m == kMinusInf<T> ? splat(T(0)) : m;
-    for (std::int64_t c = 0; c < n; ++c) e[c] = exp_sum(col[c] - shift);
-    const V<T> log_sum = log<true>(tree_sum<T>(e, n));
+    V<T> log_sum;
+    if (op == 1) {  // p = exp(z - log s): log s to an absolute eps keeps every p to a relative one
+        for (std::int64_t c = 0; c < n; ++c) e[c] = exp_sum(col[c] - shift);
+        log_sum = log<true>(tree_sum<T>(e, n));
+    } else {  // logsumexp and log_softmax: the max's 1s counted apart, as in stats
+        V<T> at_max{};
+        for (std::int64_t c = 0; c < n; ++c) {
+            const V<T> z = col[c] - shift;
+            const auto is_max = z == T(0);
+            e[c] = is_max ? splat(T(0)) : exp_sum(z);
+            at_max += is_max ? splat(T(1)) : splat(T(0));
+        }
+        log_sum = log1p_excess<T>((at_max - T(1)) + tree_sum<T>(e, n));
+    }
     if (op == 0) {
         const V<T> lse = shift + log_sum;
         if (valid == L) store(out, lse);
@@ -719,6 +752,8 @@ template <typename T>
 V<T> expm1_lanes(V<T> x) { return expm1<T>(x); }
 template <typename T>
 V<T> log1p_lanes(V<T> x) { return log1p<T>(x); }
+template <typename T>
+V<T> log1p_excess_lanes(V<T> x) { return log1p_excess<T>(x); }
 template <typename T>
 V<T> tanh_lanes(V<T> x) { return tanh<T>(x); }
 
@@ -808,18 +843,25 @@ void columns(const T* x, std::int64_t classes, std::int64_t inner, int op, T* ou
         for (std::int64_t c = 0; c < classes; ++c) m = max_skip_nan(m, at(c));
         const V<T> shift = m == kMinusInf<T> ? splat(T(0)) : m;  // all -inf: lse -inf, softmax NaN
         // Note: the sum in runs of 16 classes, the runs added in double: one chain of float additions
-        // over 1 000 000 classes was 31 ulp off in logsumexp (the row kernels' sums: under 1).
-        WideDouble<T> sum{};
-        V<T> run{};
+        // over 1 000 000 classes was 31 ulp off in logsumexp (the row kernels' sums: under 1). The
+        // max's 1s are counted apart, as in stats, so that log s = log1p((at_max - 1) + below).
+        WideDouble<T> below{}, at_max{};
+        V<T> run{}, run_at_max{};
+        const auto end_run = [&] {
+            below += __builtin_convertvector(run, WideDouble<T>);
+            at_max += __builtin_convertvector(run_at_max, WideDouble<T>);
+            run = run_at_max = V<T>{};
+        };
         for (std::int64_t c = 0; c < classes; ++c) {
-            run += exp(at(c) - shift);
-            if (c % 16 == 15) {
-                sum += __builtin_convertvector(run, WideDouble<T>);
-                run = V<T>{};
-            }
+            const V<T> z = at(c) - shift;
+            const auto is_max = z == T(0);
+            run += is_max ? splat(T(0)) : exp(z);
+            run_at_max += is_max ? splat(T(1)) : splat(T(0));
+            if (c % 16 == 15) end_run();
         }
-        sum += __builtin_convertvector(run, WideDouble<T>);
-        const V<T> log_sum = log<true>(__builtin_convertvector(sum, V<T>));
+        end_run();
+        const WideDouble<T> excess = (at_max - 1.0) + below;
+        const V<T> log_sum = log1p_excess<T>(__builtin_convertvector(excess, V<T>));
         if (op == 0) {
             put(out + i, shift + log_sum);
             continue;
@@ -1008,6 +1050,7 @@ const Kernels<T> kTable = {XENTCPP_STR(XENTCPP_TARGET),
                            &elementwise<T, log_lanes<T>>,
                            &elementwise<T, expm1_lanes<T>>,
                            &elementwise<T, log1p_lanes<T>>,
+                           &elementwise<T, log1p_excess_lanes<T>>,
                            &elementwise<T, tanh_lanes<T>>,
                            &elementwise<T, exp_sum_lanes<T>>,
                            &or_bytes,

@@ -9,19 +9,30 @@
 namespace xentcpp::simd {
 
 // Statistics of a span of logits x with per-class multipliers v (see Kernels::stats):
-//   max = max x (NaN skipped), sum = sum exp(x - max), dot = sum_{v != 0} v (x - max), mass = sum v.
-// A span whose every logit is -inf has max = -inf, and sum/dot computed with shift 0 instead:
-// sum is 0 (or NaN if the span holds a NaN) and dot is -inf where some v > 0.
+//   max = max x (NaN skipped); the sum of exp(x - max) in two parts: at_max, how many elements equal
+//   the max (each adds exp(0) = 1), and below_max, the sum over the others; dot = sum_{v != 0}
+//   v (x - max), mass = sum v.
+// Note: the 1s are counted apart so that log(sum) = log1p((at_max - 1) + below_max) keeps full
+// relative precision when the max dominates: added to 1 in a float lane, a term below 6e-8 vanishes
+// (and in double below 1e-16), and the loss of a confident row, log(1 + r), with it.
+// A span whose every logit is -inf has max = -inf, and the sums computed with shift 0 instead:
+// at_max = 0, below_max = 0 (or NaN if the span holds a NaN) and dot = -inf where some v > 0.
 template <typename T>
 struct SpanStats {
     T max = -std::numeric_limits<T>::infinity();
-    double sum = 0.0;
+    double at_max = 0.0;
+    double below_max = 0.0;
     double dot = 0.0;
     double mass = 0.0;
+
+    double sum() const { return at_max + below_max; }
+    // log(sum), exact to the last bits of below_max when the max dominates (at_max = 1).
+    double log_sum() const { return std::log1p((at_max - 1.0) + below_max); }
 };
 
 // Merges the statistics of two adjacent spans: the same formula joins blocks within a row, chunks
-// of a row split across threads, or rows split across machines. Exact up to rounding.
+// of a row split across threads, or rows split across machines. Exact up to rounding. A span whose
+// max is below the merged one turns all its terms, the 1s included, into terms below the max.
 template <typename T>
 SpanStats<T> merge(const SpanStats<T>& a, const SpanStats<T>& b) {
     constexpr T minus_inf = -std::numeric_limits<T>::infinity();
@@ -29,18 +40,23 @@ SpanStats<T> merge(const SpanStats<T>& a, const SpanStats<T>& b) {
     out.max = a.max > b.max ? a.max : b.max;
     out.mass = a.mass + b.mass;
     if (out.max == minus_inf) {  // both spans fully masked: nothing to rescale
-        out.sum = a.sum + b.sum;
+        out.below_max = a.below_max + b.below_max;
         out.dot = a.dot + b.dot;
         return out;
     }
-    const auto rescaled = [&](const SpanStats<T>& s, double& sum, double& dot) {
-        const double shift = static_cast<double>(s.max) - static_cast<double>(out.max);  // <= 0, or -inf
-        sum += s.sum * std::exp(shift);  // a masked span: 0 * 0, or NaN * 0 = NaN
-        dot += s.dot;
-        if (s.mass != 0.0) dot += shift * s.mass;
+    const auto rescaled = [&](const SpanStats<T>& s) {
+        out.dot += s.dot;
+        if (s.max == out.max) {
+            out.at_max += s.at_max;
+            out.below_max += s.below_max;
+            return;
+        }
+        const double shift = static_cast<double>(s.max) - static_cast<double>(out.max);  // < 0, or -inf
+        out.below_max += s.sum() * std::exp(shift);  // a masked span: 0 * 0, or NaN * 0 = NaN
+        if (s.mass != 0.0) out.dot += shift * s.mass;
     };
-    rescaled(a, out.sum, out.dot);
-    rescaled(b, out.sum, out.dot);
+    rescaled(a);
+    rescaled(b);
     return out;
 }
 
@@ -92,8 +108,8 @@ struct Carry {
 
 // The gradient of a span from the exponentials stats stored: out[c] = p_coef * exp(m_b - shift) / sum
 // * e[c] - v_coef * v[c] (v as in Kernels::stats, skipped when v_coef is 0), with sum the row's
-// stats.sum: one multiply-add per element instead of an exp. Then out[onehot_at] -= onehot as in
-// softmax_grad. A value, so that it can wait for the next row (Kernels::stats' `pending`).
+// stats.sum(): one multiply-add per element instead of an exp. Then out[target_at] = target_grad as
+// in softmax_grad. A value, so that it can wait for the next row (Kernels::stats' `pending`).
 template <typename T>
 struct ScaledGrad {
     const T* e = nullptr;       // exp(x[c] - m_b), from stats
@@ -109,8 +125,8 @@ struct ScaledGrad {
     T v_coef = T(0);
     T* out = nullptr;
     bool stream = false;
-    std::int64_t onehot_at = -1;
-    double onehot = 0.0;
+    std::int64_t target_at = -1;  // the target's entry, set to target_grad (-1: none)
+    double target_grad = 0.0;
     Carry<T>* carry = nullptr;  // when streaming: the partial vectors at both ends go through it
 };
 
@@ -132,11 +148,12 @@ struct Kernels {
     // v_coef is 0). out may be x itself. stream: write around the caches (for outputs larger than
     // them: no read for ownership); ignored when out is x. The caller calls fence() before the
     // streamed data is read by another thread (once per batch of rows: a fence drains the buffers).
-    // Then out[onehot_at] -= onehot (onehot_at >= 0; -1: none), in double on the rounded value: the
-    // one-hot target's term, so that nobody reads the output back.
+    // Then out[target_at] = target_grad (target_at >= 0; -1: none), the class-index target's entry,
+    // computed by the caller from the row's statistics, set before the store (nobody reads the
+    // output back).
     void (*softmax_grad)(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight,
-                         const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t onehot_at,
-                         double onehot);
+                         const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t target_at,
+                         double target_grad);
     // The same gradient from what stats stored (see ScaledGrad). out may be e.
     void (*scaled_grad)(const ScaledGrad<T>& grad);
     void (*fence)();
@@ -184,6 +201,7 @@ struct Kernels {
     void (*log)(const T* x, std::int64_t n, T* out);
     void (*expm1)(const T* x, std::int64_t n, T* out);
     void (*log1p)(const T* x, std::int64_t n, T* out);
+    void (*log1p_excess)(const T* x, std::int64_t n, T* out);  // x >= 0: the sums' log1p (vector_math.hpp)
     void (*tanh)(const T* x, std::int64_t n, T* out);
     void (*exp_sum)(const T* x, std::int64_t n, T* out);
 

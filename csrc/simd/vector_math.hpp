@@ -224,8 +224,10 @@ inline V<double> exp_sum(V<double> x) { return exp<true>(x); }
 // Note: a subnormal is scaled by 2^23 into the normal range first (exactly), its exponent corrected.
 // log<true>: for x that is never subnormal, as a sum of exponentials (>= 1, or 0, or NaN) is: the
 // scaling is skipped; it lengthens the chain of a few-classes group by about 7 %.
+// With `excess` (log1p_excess), x is 1 + excess rounded, and excess replaces the reduced argument
+// f = x - 1 where the exponent is 0 (see there).
 template <bool kNoSubnormals = false>
-XENTCPP_INLINE V<float> log(V<float> x) {
+XENTCPP_INLINE V<float> log(V<float> x, const V<float>* excess = nullptr) {
     using Bits = Vec<float>::bits;
     V<float> bias = splat(127.0f);
     if constexpr (!kNoSubnormals) {
@@ -242,7 +244,8 @@ XENTCPP_INLINE V<float> log(V<float> x) {
     // log m = log1p(f) = 2 atanh(s) with f = m - 1 (exact) and s = f / (2 + f); as 2s = f - s f,
     // log1p(f) = f - s (f - R), R = 2s^2/3 + 2s^4/5 + ...: the exact f carries the result, the rounding
     // falls on a correction of about f^2 / 2.
-    const V<float> f = m - 1.0f;
+    V<float> f = m - 1.0f;
+    if (excess) f = e == 0.0f ? *excess : f;
     const V<float> sf = f / (f + 2.0f);
     const V<float> z = sf * sf;
     V<float> r = splat(2.0f / 9.0f);
@@ -261,7 +264,7 @@ XENTCPP_INLINE V<float> log(V<float> x) {
 //   x > 0 and finite, subnormals included: <= 1.5 ulp (measured 1.18). +inf: +inf. 0: -inf.
 //   x < 0, NaN: NaN. Subnormals are scaled by 2^52 first, as for float (log<true>: not).
 template <bool kNoSubnormals = false>
-XENTCPP_INLINE V<double> log(V<double> x) {
+XENTCPP_INLINE V<double> log(V<double> x, const V<double>* excess = nullptr) {
     using Bits = Vec<double>::bits;
     V<double> bias = splat(1023.0);
     if constexpr (!kNoSubnormals) {
@@ -275,7 +278,8 @@ XENTCPP_INLINE V<double> log(V<double> x) {
     const auto above = m > 1.4142135623730951;
     m = above ? m * 0.5 : m;
     e = above ? e + 1.0 : e;
-    const V<double> f = m - 1.0;  // as for float: log1p(f) = f - s (f - R)
+    V<double> f = m - 1.0;  // as for float: log1p(f) = f - s (f - R)
+    if (excess) f = e == 0.0 ? *excess : f;
     const V<double> sf = f / (f + 2.0);
     const V<double> z = sf * sf;
     V<double> r = splat(2.0 / 21.0);
@@ -295,6 +299,17 @@ XENTCPP_INLINE V<double> log(V<double> x) {
     V<double> special = x == inf ? inf : splat(__builtin_nan(""));
     special = x < 2.2250738585072014e-308 && x >= 0.0 ? -inf : special;
     return (x >= 2.2250738585072014e-308 && x < inf) ? result : special;
+}
+
+// log1p_excess(x) = log(1 + x) for x >= 0, the excess of a sum of exponentials over its largest
+// term's 1: log of u = 1 + x rounded, whose reduced argument f = u - 1 is replaced by x itself where
+// u < sqrt(2) (there the exponent is 0, so that f is exactly what u - 1 stood for): the result keeps
+// x's relative precision down to the smallest x, with no division beyond log's own. For u >= sqrt(2),
+// u's rounding adds at most 1/2 eps to a result >= log(sqrt 2). <= 2.5 ulp (held by
+// tests/cpp/test_vector_math.cpp). +inf: +inf; NaN: NaN. x < 0: not for it (log1p).
+template <typename T>
+XENTCPP_INLINE V<T> log1p_excess(V<T> x) {
+    return log<true>(x + T(1), &x);
 }
 
 // expm1 = exp(x) - 1. |x| < 1/2: Taylor series (float to degree 9, double to degree 18: truncation

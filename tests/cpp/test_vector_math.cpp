@@ -251,6 +251,9 @@ TEST(VectorMath, FloatExpm1Log1pTanhWithinBounds) {
             << "log1p " << target_name(t);
         EXPECT_LE(worst_float_error(k.tanh, [](double v) { return std::tanh(v); }, -kMax, kMax), 3.0)
             << "tanh " << target_name(t);
+        const double excess = worst_float_error(k.log1p_excess, [](double v) { return std::log1p(v); }, 0.0f, kMax);
+        EXPECT_LE(excess, 2.5) << "log1p_excess " << target_name(t);
+        std::printf("log1p_excess %s: %.3f ulp on [0, max]\n", target_name(t), excess);
     }
 }
 
@@ -274,6 +277,12 @@ TEST(VectorMath, DoubleExpm1Log1pTanhWithinBounds) {
         EXPECT_LE(worst(k.expm1, [](long double v) { return std::expm1(v); }, symmetric), 2.5) << target_name(t);
         EXPECT_LE(worst(k.log1p, [](long double v) { return std::log1p(v); }, above_minus_one), 2.0) << target_name(t);
         EXPECT_LE(worst(k.tanh, [](long double v) { return std::tanh(v); }, symmetric), 3.0) << target_name(t);
+        std::vector<double> non_negative;
+        for (double v = 1e-300; v < 1e300; v *= 1.000731) non_negative.push_back(v);
+        non_negative.push_back(0.0);
+        const double excess = worst(k.log1p_excess, [](long double v) { return std::log1p(v); }, non_negative);
+        EXPECT_LE(excess, 2.5) << "log1p_excess " << target_name(t);
+        std::printf("log1p_excess %s (double): %.3f ulp on [0, 1e300]\n", target_name(t), excess);
     }
 }
 
@@ -293,6 +302,12 @@ void expect_more_specials(const Kernels<T>& k, const char* name) {
     EXPECT_TRUE(std::isnan(l[2])) << name;
     EXPECT_TRUE(std::isnan(l[3])) << name;
     EXPECT_EQ(l[4], T(0)) << name;
+    const std::vector<T> x = apply(k.log1p_excess, {T(0), inf, nan, std::numeric_limits<T>::denorm_min(), T(-1)});
+    EXPECT_EQ(x[0], T(0)) << name;
+    EXPECT_EQ(x[1], inf) << name;
+    EXPECT_TRUE(std::isnan(x[2])) << name;
+    EXPECT_EQ(x[3], std::numeric_limits<T>::denorm_min()) << name;  // log1p(x) = x, to the last subnormal
+    EXPECT_EQ(x[4], -inf) << name;  // the sum of a row of -inf only: 0 - 1
     const std::vector<T> h = apply(k.tanh, {-inf, inf, nan, T(0), T(-1e6)});
     EXPECT_EQ(h[0], T(-1)) << name;
     EXPECT_EQ(h[1], T(1)) << name;

@@ -5,6 +5,9 @@
 //
 // Row loss (class-index target y, smoothing a, weights w, C classes, lse = logsumexp(x)):
 //     (1 - a) * w[y] * (lse - x[y])  +  (a / C) * sum_c w[c] * (lse - x[c])
+// with lse - x[y] = log1p(sum_{c != y} exp(x[c] - x[y])) kept to full relative precision when y
+// holds the max (a confident row: the sum of the other terms never meets the max's 1 in a rounded
+// addition), and the gradient's entry at y, p_y - 1 = -(s - e_y) / s, likewise.
 // Row loss (probability target t, smoothed t' = (1 - a) * t + a / C):
 //     sum_c w[c] * t'[c] * (lse - x[c])          (a term with t'[c] == 0 contributes 0)
 // With `from_logits = false` the input holds probabilities q and `lse - x[c]` becomes
