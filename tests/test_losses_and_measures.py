@@ -3,6 +3,8 @@ here, finite differences, PyTorch and SciPy (when installed)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from cases import FLOATS, REDUCTIONS, assert_close, make_problem
@@ -197,3 +199,51 @@ def test_measure_edge_values():
         xc.kl_div(np.ones((2, 3)) / 3, np.ones((2, 4)) / 4)
     with pytest.raises(ValueError, match="dimension"):
         xc.entropy(0.5)
+
+
+# KL terms far from 1: p * log(p / q) to the relative precision of the result -------------------
+
+def _exact_term(p: float, q: float):
+    import mpmath as mp
+
+    return mp.mpf(p) * mp.log(mp.mpf(p) / mp.mpf(q))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kl_terms_keep_their_relative_precision_over_the_whole_range(dtype):
+    # p / q from the smallest normal ratio to the largest, and near 1: each term alone (the other
+    # entry's term is 0 because its p is 0), against mpmath on the values the kernel reads.
+    mp = pytest.importorskip("mpmath")
+    info = np.finfo(dtype)
+    exponents = np.linspace(math.log(float(info.tiny)), math.log(float(info.max)), 400)
+    q = np.full(len(exponents), 0.5, dtype)
+    p = (0.5 * np.exp(exponents)).astype(dtype)
+    keep = np.isfinite(p) & (p > 0) & (p < float(info.max) / 2)
+    near = (0.5 * (1 + np.linspace(-1e-3, 1e-3, 41) * np.sqrt(float(info.eps)))).astype(dtype)
+    p = np.concatenate([p[keep], near, np.array([1e-30 if dtype == np.float32 else 1e-200], dtype)])
+    q = np.concatenate([q[keep], np.full(41, 0.5, dtype), np.array([1e30 if dtype == np.float32 else 1e200], dtype)])
+    got = xc.kl_div(np.stack([p, np.zeros_like(p)], axis=1), np.stack([q, np.ones_like(q)], axis=1))
+    worst = 0.0
+    for g, pi, qi in zip(got, p.tolist(), q.tolist()):
+        exact = _exact_term(pi, qi)
+        if exact == 0:
+            assert g == 0
+            continue
+        if abs(exact) > float(info.max):  # beyond the type: +-inf is the representable answer
+            assert g == (math.inf if exact > 0 else -math.inf)
+            continue
+        worst = max(worst, float(abs(mp.mpf(float(g)) - exact) / abs(exact)) / float(info.eps))
+    assert worst <= 3.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kl_of_distributions_far_apart_is_finite_and_scipys(dtype):
+    sp = pytest.importorskip("scipy.special")
+    p = np.array([1e-17, 1 - 1e-17], dtype)
+    half = np.array([0.5, 0.5], dtype)
+    expected = float(np.sum(sp.rel_entr(p.astype(np.float64), half.astype(np.float64))))
+    assert float(xc.kl_div(p, half)) == pytest.approx(expected, rel=4 * float(np.finfo(dtype).eps))
+    confident = xc.softmax(np.array([0.0, -40.0], dtype))
+    expected = float(np.sum(sp.rel_entr(confident.astype(np.float64), half.astype(np.float64))))
+    assert float(xc.kl_div(confident, half)) == pytest.approx(expected, rel=4 * float(np.finfo(dtype).eps))
+    assert float(xc.kl_div([1e-200], [1e200])) == pytest.approx(float(sp.rel_entr(1e-200, 1e200)), rel=1e-15)

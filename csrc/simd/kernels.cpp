@@ -941,19 +941,33 @@ double sum_p_log_p(const T* p, std::int64_t n) {
     });
 }
 
-// Note: log(p / q) = log1p((p - q) / q): p - q is exact when p and q are within a factor 2, so nearly
-// equal distributions keep their small divergence to full relative precision.
+// log(p / q) with the relative precision of the result, over the whole range:
+//   p / q in [1/2, 2]: log1p(d), d = (p - q) / q, with p - q exact (Sterbenz) so that nearly equal
+//     distributions keep their small divergence (log's reduced argument is d itself, as in
+//     log1p_excess, where log(1 + d) has exponent 0);
+//   otherwise log(p / q), the quotient rounded once, |result| >= log 2;
+//   p / q beyond the normal range (0, subnormal or inf: q tiny, or p tiny against q): log p - log q,
+//     whose terms' rounding is small against a result beyond |log(FLT_MIN)|.
+// Note: log1p((p - q) / q) alone, as before, reached log1p(-1) = -inf once p / q fell below eps
+// (KL of [1e-17, 1 - 1e-17] against [0.5, 0.5] was -inf; SciPy: 0.693).
+template <typename T>
+XENTCPP_INLINE V<T> log_ratio(V<T> p, V<T> q) {
+    const V<T> ratio = p / q;
+    const auto near = ratio >= T(0.5) && ratio <= T(2);
+    const V<T> d = (p - q) / q;
+    V<T> result = log(near ? d + T(1) : ratio, &d);  // d replaces log's f only where the exponent is 0
+    const auto extreme = !(ratio >= std::numeric_limits<T>::min() && ratio <= std::numeric_limits<T>::max());
+    if (any(extreme)) result = extreme ? log(p) - log(q) : result;
+    return result;
+}
+
 template <typename T>
 double sum_p_log_p_over_q(const T* p, const T* q, std::int64_t n) {
     return block_sums<T>(n, [&](std::int64_t c, std::int64_t valid) {
         const bool full = valid == Vec<T>::lanes;
         const V<T> pv = full ? load(p + c) : load_partial(p + c, valid, T(0));
         const V<T> qv = full ? load(q + c) : load_partial(q + c, valid, T(1));
-        V<T> ratio_log = log1p<T>((pv - qv) / qv);
-        const V<T> inf = splat(std::numeric_limits<T>::infinity());
-        // (p - q) / q overflows for q tiny: fall back to the difference of logs (q > 0 still finite).
-        ratio_log = ratio_log == inf && qv > T(0) ? log(pv) - log(qv) : ratio_log;
-        return pv == T(0) ? splat(T(0)) : pv * ratio_log;
+        return pv == T(0) ? splat(T(0)) : pv * log_ratio<T>(pv, qv);  // 0 log(0 / q) = 0
     });
 }
 

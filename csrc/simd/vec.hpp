@@ -235,6 +235,14 @@ inline W max_skip_nan(W m, W x) {
 template <typename W>
 using Lane = std::remove_reference_t<decltype(W{}[0])>;
 
+// Whether any lane of a comparison's result (all bits set, or none, per lane) is set.
+template <typename M>
+XENTCPP_INLINE bool any(M mask) {
+    Lane<M> bits = 0;
+    for (std::size_t i = 0; i < sizeof(M) / sizeof(Lane<M>); ++i) bits |= mask[i];
+    return bits != 0;
+}
+
 template <typename W>
 inline Lane<W> reduce_max(W v) {
     Lane<W> m = v[0];
