@@ -20,10 +20,11 @@ struct Counted {
 };
 
 // In fixed blocks of rows (in parallel, summed in block order, so the sums do not depend on the
-// threads); a bad label is reported for the first bad row: std::out_of_range.
+// threads); a bad label is reported for the first bad row: std::out_of_range. Rows whose `row_mask`
+// entry is 0 (when it is given) count as ignored: their labels are not read.
 template <typename W>
 Counted count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t classes, std::int64_t ignore_index,
-                     const W* weight) {
+                     const W* weight, const std::uint8_t* row_mask = nullptr) {
     constexpr std::int64_t kLabelBlock = std::int64_t{1} << 16;
     const std::int64_t blocks = (rows + kLabelBlock - 1) / kLabelBlock;
     std::vector<Counted> sums(static_cast<std::size_t>(blocks));
@@ -33,6 +34,9 @@ Counted count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t
         const auto in_range = [&](std::int64_t y) {
             return static_cast<std::uint64_t>(y) < static_cast<std::uint64_t>(classes);
         };
+        const auto ignored_at = [&](std::int64_t i) {
+            return (row_mask != nullptr && row_mask[i] == 0) || labels[i] == ignore_index;
+        };
         // Note: one branch-free pass; a bad label is looked for only when there is one. Rows are
         // counted in integers (in SIMD lanes when unweighted) and weights summed in four running
         // sums (their order fixed by the shape): a single chain of dependent double additions cost 4
@@ -40,27 +44,29 @@ Counted count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t
         // ms; 6.8 with scalar integer counts, 6.0 with SIMD ones).
         std::int64_t counted = 0, bad = 0;
         double partial[4] = {0.0, 0.0, 0.0, 0.0};
-        if (!weight) {
+        if (!weight && !row_mask) {
             simd::kernels<double>().count_labels(labels + begin, end - begin, classes, ignore_index, &counted, &bad);
         } else {
             for (std::int64_t i = begin; i < end; ++i) {
-                const std::int64_t y = labels[i];
-                const bool ignored = y == ignore_index, ok = in_range(y);
+                const bool ignored = ignored_at(i);
+                const std::int64_t y = ignored ? 0 : labels[i];
+                const bool ok = in_range(y);
                 counted += !ignored;
                 bad += !ignored & !ok;
-                partial[i & 3] += ok && !ignored ? static_cast<double>(weight[ok ? y : 0]) : 0.0;
+                const double w = weight ? static_cast<double>(weight[ok ? y : 0]) : 1.0;
+                partial[i & 3] += ok && !ignored ? w : 0.0;
             }
         }
         if (bad != 0) {
             for (std::int64_t i = begin; i < end; ++i) {
-                if (labels[i] != ignore_index && !in_range(labels[i])) {
+                if (!ignored_at(i) && !in_range(labels[i])) {
                     first_bad[static_cast<std::size_t>(b)] = i;
                     return;
                 }
             }
         }
         const double n = static_cast<double>(counted);
-        sums[static_cast<std::size_t>(b)] = {weight ? (partial[0] + partial[1]) + (partial[2] + partial[3]) : n, n};
+        sums[static_cast<std::size_t>(b)] = {weight || row_mask ? (partial[0] + partial[1]) + (partial[2] + partial[3]) : n, n};
     };
     install_fork_guard();
     if (blocks == 1) {  // no serial region: it costs about a microsecond

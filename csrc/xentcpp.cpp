@@ -71,13 +71,17 @@ void check_call(const Problem<S>& problem, const Options<compute_t<S>>& options)
     detail::check_weights(options.weight, problem.classes);
 }
 
-// Checks every label and counts the rows that count (labels.hpp); probability targets count every row.
+// Checks every label and counts the rows that count (labels.hpp); probability targets count every
+// row that the row mask keeps.
 template <typename S>
 Counted count_labels(const Problem<S>& problem, const Options<compute_t<S>>& options) {
     if (problem.labels == nullptr) {
-        return {static_cast<double>(problem.rows), static_cast<double>(problem.rows)};
+        std::int64_t kept = problem.rows;
+        if (problem.row_mask) kept = std::count_if(problem.row_mask, problem.row_mask + problem.rows, [](std::uint8_t m) { return m != 0; });
+        return {static_cast<double>(kept), static_cast<double>(kept)};
     }
-    return detail::count_labels(problem.labels, problem.rows, problem.classes, options.ignore_index, options.weight);
+    return detail::count_labels(problem.labels, problem.rows, problem.classes, options.ignore_index, options.weight,
+                                problem.row_mask);
 }
 
 template <typename T>
@@ -406,10 +410,12 @@ LossSums sweep_small_rows(const Problem<S>& problem, const Options<compute_t<S>>
     rows.scale = scales.loss;
     rows.z_loss = options.z_loss;
     rows.z_scale = scales.z_loss;
+    rows.row_mask = problem.row_mask;
     return sweep_blocks<LossSums>(problem.rows, n, false, [&](std::int64_t begin, std::int64_t end) {
         simd::SmallRows<T> block = rows;
         block.rows = end - begin;
         block.labels = problem.labels + begin;
+        block.row_mask = rows.row_mask ? rows.row_mask + begin : nullptr;
         block.scale_rows = scales.rows ? scales.rows + begin : nullptr;
         block.row_losses = row_losses ? row_losses + begin : nullptr;
         block.row_z_losses = row_z_losses ? row_z_losses + begin : nullptr;
@@ -463,7 +469,9 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
             S* g = grad ? grad + i * n : nullptr;
             const double scale = scales.loss_at(i);
             LossSums loss;
-            if (problem.labels) {
+            if (problem.row_mask && problem.row_mask[i] == 0) {
+                if (g) std::memset(static_cast<void*>(g), 0, static_cast<std::size_t>(n) * sizeof(S));  // +0 in every type
+            } else if (problem.labels) {
                 const std::int64_t y = problem.labels[i];
                 if (y == options.ignore_index) {
                     if (g) std::memset(static_cast<void*>(g), 0, static_cast<std::size_t>(n) * sizeof(S));  // +0 in every type

@@ -40,6 +40,7 @@ struct Call {
     std::optional<py::array> row_losses, row_z_losses, grad;
     double grad_output;
     std::optional<py::array> grad_output_rows;
+    std::optional<py::array> row_mask;
 };
 
 // Loss and z-loss totals (returned), per-row losses and z-losses, and the gradient (into grad), as asked.
@@ -61,6 +62,7 @@ py::tuple cross_entropy_typed(const Call& call) {
                 "probability targets must have the input's shape");
         problem.probs = data_of<const S>(target, storage, input.size(), "probability targets");
     }
+    if (call.row_mask) problem.row_mask = data_of<const std::uint8_t>(*call.row_mask, py::dtype::of<bool>(), problem.rows, "where");
 
     xentcpp::Options<T> options;
     if (call.weight) options.weight = data_of<const T>(*call.weight, compute, problem.classes, "weight");
@@ -93,12 +95,12 @@ py::tuple cross_entropy(py::array input, py::array target, std::optional<py::arr
                         double label_smoothing, std::string reduction, bool from_logits, double epsilon, double z_loss,
                         double softcap, std::optional<py::array> row_losses, std::optional<py::array> row_z_losses,
                         std::optional<py::array> grad, double grad_output,
-                        std::optional<py::array> grad_output_rows) {
+                        std::optional<py::array> grad_output_rows, std::optional<py::array> row_mask) {
     require(input.ndim() == 2, "input must be 2-D (rows, classes)");
     const Call call{std::move(input),      std::move(target),     std::move(weight),     ignore_index,
                     label_smoothing,        std::move(reduction),  from_logits,           epsilon,
                     z_loss,                 softcap,               std::move(row_losses), std::move(row_z_losses),
-                    std::move(grad),        grad_output,           std::move(grad_output_rows)};
+                    std::move(grad),        grad_output,           std::move(grad_output_rows), std::move(row_mask)};
     switch (storage_of(call.input)) {
         case Storage::float32: return cross_entropy_typed<float>(call);
         case Storage::float64: return cross_entropy_typed<double>(call);
@@ -240,7 +242,8 @@ PYBIND11_MODULE(_core, m) {
           py::arg("reduction") = "mean", py::arg("from_logits") = true, py::arg("epsilon") = 1e-7,
           py::arg("z_loss") = 0.0, py::arg("softcap") = 0.0, py::arg("row_losses").noconvert() = py::none(),
           py::arg("row_z_losses").noconvert() = py::none(), py::arg("grad").noconvert() = py::none(),
-          py::arg("grad_output") = 1.0, py::arg("grad_output_rows").noconvert() = py::none());
+          py::arg("grad_output") = 1.0, py::arg("grad_output_rows").noconvert() = py::none(),
+          py::arg("row_mask").noconvert() = py::none());
     m.def("fast", &fast, py::arg("input"), py::arg("target"), py::arg("want"), py::arg("reduction"),
           py::arg("ignore_index"), py::arg("label_smoothing"), py::arg("grad_output"), py::arg("out") = py::none());
     m.def("simd_target", &xentcpp::simd_target,

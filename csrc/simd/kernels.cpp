@@ -456,19 +456,20 @@ XENTCPP_INLINE V<T> tree_sum(const V<T>* v, std::int64_t n) {
     return t[0];
 }
 
-// The labels of the rows [r0, r0 + valid) as lanes: -1 for ignored rows and padding, which then
-// match no class and count for nothing.
+// The labels of the rows [r0, r0 + valid) as lanes: -1 for ignored and masked rows and padding,
+// which then match no class and count for nothing.
 template <typename T>
 XENTCPP_INLINE V<T> group_labels(const SmallRows<T>& a, std::int64_t r0, std::int64_t valid) {
     V<T> label = splat(T(-1));
-    if (valid == Vec<T>::lanes) {
+    if (valid == Vec<T>::lanes && !a.row_mask) {
         WideLabels<T> y;
         std::memcpy(&y, a.labels + r0, sizeof y);
         const V<T> as_t = __builtin_convertvector(y, V<T>);
         return __builtin_convertvector(y == a.ignore_index, typename Vec<T>::bits) ? splat(T(-1)) : as_t;
     }
     for (std::int64_t j = 0; j < valid; ++j) {
-        const std::int64_t y = a.labels[r0 + j];
+        const bool masked = a.row_mask && a.row_mask[r0 + j] == 0;
+        const std::int64_t y = masked ? a.ignore_index : a.labels[r0 + j];
         label[j] = y == a.ignore_index ? T(-1) : static_cast<T>(y);
     }
     return label;

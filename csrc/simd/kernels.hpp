@@ -81,6 +81,7 @@ struct SmallRows {
     T* row_losses = nullptr;          // optional: cross-entropy plus z-loss
     T* row_z_losses = nullptr;        // optional: the z-loss term alone
     T* grad = nullptr;                // optional; may be x
+    const std::uint8_t* row_mask = nullptr;  // optional: rows whose entry is 0 count as ignored
 };
 
 // Sums over rows of the cross-entropy term and of the z-loss term.

@@ -28,13 +28,14 @@ def cross_entropy(
     grad: Optional[_Storage] = None,
     grad_output: float = 1.0,
     grad_output_rows: Optional[_Float] = None,
+    row_mask: Optional[npt.NDArray[np.bool_]] = None,
 ) -> Tuple[float, float]:
     """Totals ``(loss, z_loss)`` (returned), per-row losses and z-losses (into ``row_losses`` and
     ``row_z_losses``) and gradient (into ``grad``) of C-contiguous ``(rows, classes)`` input of float16,
     bfloat16, float32 or float64. Probability targets and ``grad`` have the input's dtype; ``weight``,
     per-row buffers and ``grad_output_rows`` the compute dtype (float32 for half precision); labels
-    int64. ``softcap`` 0 means none. Errors: ValueError for dtypes, sizes and options, IndexError for a
-    label out of range."""
+    int64; ``row_mask`` one bool per row (False: the row counts for nothing). ``softcap`` 0 means none.
+    Errors: ValueError for dtypes, sizes and options, IndexError for a label out of range."""
 
 def simd_target() -> str:
     """The SIMD target the kernels run on: 'avx512', 'avx2' or 'baseline'."""

@@ -55,7 +55,12 @@ _PARAMETERS = """\
         a ``"mean"`` divides it by the number of rows that are not ignored (Liger-Kernel's convention).
     softcap : float > 0, optional
         Logit soft-capping (Gemma 2): every logit ``x`` becomes ``softcap * tanh(x / softcap)``
-        before the softmax; the gradient flows through the tanh."""
+        before the softmax; the gradient flows through the tanh.
+    where : array_like of bool, optional
+        A row mask (optax's ``where``), broadcastable to the per-row loss shape (``input``'s shape
+        without ``axis``): rows where it is False add nothing to the loss, nor to the mean's
+        denominator, and get a zero gradient, whatever their target (as ``ignore_index`` does for
+        class indices; their labels are not read). For padding in soft-label training."""
 
 _FORMULA = """\
     For a row ``x`` of ``C`` logits with ``lse = logsumexp(x)`` and class weights ``w`` (default 1),
@@ -162,42 +167,42 @@ def cross_entropy(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: Literal[False] = ...,
+    where: Optional[ArrayLike] = ..., return_z_loss: Literal[False] = ...,
 ) -> float: ...
 @overload
 def cross_entropy(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: Literal["none"], label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: Literal[False] = ...,
+    where: Optional[ArrayLike] = ..., return_z_loss: Literal[False] = ...,
 ) -> np.ndarray: ...
 @overload
 def cross_entropy(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: Literal[True],
+    where: Optional[ArrayLike] = ..., return_z_loss: Literal[True],
 ) -> Tuple[float, float]: ...
 @overload
 def cross_entropy(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: Literal["none"], label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: Literal[True],
+    where: Optional[ArrayLike] = ..., return_z_loss: Literal[True],
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 @overload
 def cross_entropy(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: str = ..., label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: Literal[False] = ...,
+    where: Optional[ArrayLike] = ..., return_z_loss: Literal[False] = ...,
 ) -> Loss: ...
 @overload
 def cross_entropy(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: str = ..., label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: bool = ...,
+    where: Optional[ArrayLike] = ..., return_z_loss: bool = ...,
 ) -> Any: ...
 @_doc
 def cross_entropy(
@@ -213,6 +218,7 @@ def cross_entropy(
     epsilon: float = 1e-7,
     z_loss: float = 0.0,
     softcap: Optional[float] = None,
+    where: Optional[ArrayLike] = None,
     return_z_loss: bool = False,
 ) -> Any:
     """Softmax cross-entropy between logits and targets, as ``torch.nn.functional.cross_entropy``.
@@ -250,7 +256,7 @@ def cross_entropy(
     >>> round(xc.cross_entropy([[2.0, 1.0, 0.1]], [0]), 6)
     0.41703
     """
-    if not return_z_loss:
+    if not return_z_loss and where is None:
         result = _fast(
             _LOSS, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits, epsilon, z_loss,
             softcap,
@@ -260,6 +266,7 @@ def cross_entropy(
     call = _validation.prepare(
         input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon, z_loss=z_loss, softcap=softcap,
+        where=where,
     )
     losses = _Losses(call, bool(return_z_loss))
     return losses.result(_run(call, **losses.buffers()))
@@ -280,6 +287,7 @@ def cross_entropy_grad(
     epsilon: float = 1e-7,
     z_loss: float = 0.0,
     softcap: Optional[float] = None,
+    where: Optional[ArrayLike] = None,
     out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Gradient of :func:`cross_entropy` with respect to ``input``, times ``grad_output``.
@@ -319,15 +327,17 @@ def cross_entropy_grad(
     >>> xc.cross_entropy_grad(x, [1])
     array([[ 0.5, -0.5]])
     """
-    result = _fast(
-        _GRAD, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits, epsilon, z_loss,
-        softcap, out, grad_output,
-    )
-    if result is not None:
-        return result  # type: ignore[no-any-return]
+    if where is None:
+        result = _fast(
+            _GRAD, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits, epsilon, z_loss,
+            softcap, out, grad_output,
+        )
+        if result is not None:
+            return result  # type: ignore[no-any-return]
     call = _validation.prepare(
         input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon, z_loss=z_loss, softcap=softcap,
+        where=where,
     )
     scalar, rows = _validation.grad_output_rows(call, grad_output)
     return _gradient(call, out, grad_output=scalar, grad_output_rows=rows)[1]
@@ -339,42 +349,42 @@ def cross_entropy_value_and_grad(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: Literal[False] = ..., out: Optional[np.ndarray] = ...,
+    where: Optional[ArrayLike] = ..., return_z_loss: Literal[False] = ..., out: Optional[np.ndarray] = ...,
 ) -> Tuple[float, np.ndarray]: ...
 @overload
 def cross_entropy_value_and_grad(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: Literal["none"], label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: Literal[False] = ..., out: Optional[np.ndarray] = ...,
+    where: Optional[ArrayLike] = ..., return_z_loss: Literal[False] = ..., out: Optional[np.ndarray] = ...,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 @overload
 def cross_entropy_value_and_grad(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: Literal["mean", "sum"] = ..., label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: Literal[True], out: Optional[np.ndarray] = ...,
+    where: Optional[ArrayLike] = ..., return_z_loss: Literal[True], out: Optional[np.ndarray] = ...,
 ) -> Tuple[Tuple[float, float], np.ndarray]: ...
 @overload
 def cross_entropy_value_and_grad(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: Literal["none"], label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: Literal[True], out: Optional[np.ndarray] = ...,
+    where: Optional[ArrayLike] = ..., return_z_loss: Literal[True], out: Optional[np.ndarray] = ...,
 ) -> Tuple[Tuple[np.ndarray, np.ndarray], np.ndarray]: ...
 @overload
 def cross_entropy_value_and_grad(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: str = ..., label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: Literal[False] = ..., out: Optional[np.ndarray] = ...,
+    where: Optional[ArrayLike] = ..., return_z_loss: Literal[False] = ..., out: Optional[np.ndarray] = ...,
 ) -> Tuple[Loss, np.ndarray]: ...
 @overload
 def cross_entropy_value_and_grad(
     input: ArrayLike, target: ArrayLike, *, axis: int = ..., weight: Optional[ArrayLike] = ...,
     ignore_index: int = ..., reduction: str = ..., label_smoothing: float = ...,
     from_logits: bool = ..., epsilon: float = ..., z_loss: float = ..., softcap: Optional[float] = ...,
-    return_z_loss: bool = ..., out: Optional[np.ndarray] = ...,
+    where: Optional[ArrayLike] = ..., return_z_loss: bool = ..., out: Optional[np.ndarray] = ...,
 ) -> Tuple[Any, np.ndarray]: ...
 @_doc
 def cross_entropy_value_and_grad(
@@ -390,6 +400,7 @@ def cross_entropy_value_and_grad(
     epsilon: float = 1e-7,
     z_loss: float = 0.0,
     softcap: Optional[float] = None,
+    where: Optional[ArrayLike] = None,
     return_z_loss: bool = False,
     out: Optional[np.ndarray] = None,
 ) -> Tuple[Any, np.ndarray]:
@@ -426,7 +437,7 @@ def cross_entropy_value_and_grad(
     >>> round(loss, 6), grad
     (0.693147, array([[ 0.5, -0.5]]))
     """
-    if not return_z_loss:
+    if not return_z_loss and where is None:
         result = _fast(
             _VALUE_AND_GRAD, input, target, axis, weight, ignore_index, reduction, label_smoothing, from_logits,
             epsilon, z_loss, softcap, out,
@@ -436,6 +447,7 @@ def cross_entropy_value_and_grad(
     call = _validation.prepare(
         input, target, axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction,
         label_smoothing=label_smoothing, from_logits=from_logits, epsilon=epsilon, z_loss=z_loss, softcap=softcap,
+        where=where,
     )
     losses = _Losses(call, bool(return_z_loss))
     totals, grad = _gradient(call, out, **losses.buffers())

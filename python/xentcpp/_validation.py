@@ -89,6 +89,7 @@ def prepare(
     epsilon: float,
     z_loss: float = 0.0,
     softcap: Optional[float] = None,
+    where: Any = None,
 ) -> Call:
     """Check every argument and convert the arrays for the core (see the module docstring)."""
     x: np.ndarray = input if isinstance(input, np.ndarray) else np.asarray(input)
@@ -156,6 +157,7 @@ def prepare(
         raise ValueError("z_loss and softcap apply to logits: they need from_logits=True")
 
     options = dict(
+        row_mask=None if where is None else _row_mask(where, batch_shape),
         weight=w,
         ignore_index=ignore_index,
         label_smoothing=label_smoothing,
@@ -183,6 +185,22 @@ def _rows(a: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
         a = np.moveaxis(a, axis, -1)
     # "A": a misaligned buffer (e.g. a view at an odd byte offset) is copied, never read unaligned.
     return np.require(a, dtype=dtype, requirements=["C", "A"]).reshape(-1, a.shape[-1])
+
+
+def _row_mask(where: Any, batch_shape: Tuple[int, ...]) -> np.ndarray:
+    """``where`` as one bool per row, flattened as the rows are: a boolean array that broadcasts to the
+    per-row loss shape (a view when it already has that shape and is C-contiguous)."""
+    m = where if isinstance(where, np.ndarray) else np.asarray(where)
+    if m.dtype != np.bool_:
+        raise TypeError(f"where must be a boolean array (True: the row counts), got dtype {m.dtype}")
+    try:
+        m = np.broadcast_to(m, batch_shape)
+    except ValueError:
+        raise ValueError(
+            f"where of shape {m.shape} does not broadcast to the per-row loss shape {batch_shape} "
+            "(the input's shape without the class axis)"
+        ) from None
+    return np.require(m, requirements=["C", "A"]).reshape(-1)
 
 
 def _labels(t: np.ndarray) -> np.ndarray:
@@ -250,7 +268,7 @@ def check_out(call: Call, out: Any) -> None:
         raise ValueError("out is read-only")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
-    for name, other in (("target", call.caller_target), ("weight", call.weight)):
+    for name, other in (("target", call.caller_target), ("weight", call.weight), ("where", call.options["row_mask"])):
         if other is not None and np.may_share_memory(out, other):
             raise ValueError(f"out overlaps {name}; only out=input may share memory with an argument")
     x = call.caller_input

@@ -2,13 +2,13 @@
 // for a bounded time from the seed corpus in tests/fuzz/corpus/).
 //
 // The bytes decide a whole call: dtype, shape (0 to 80 classes, or just over one 32 768-class chunk),
-// target kind, labels (in range, ignore_index, or any 64-bit value), weights, options (NaN and out-of-
+// target kind, labels (in range, ignore_index, or any 64-bit value), a row mask, weights, options (NaN and out-of-
 // range values included), the input (bounded, or any bit pattern) and the entry point. Invariants:
 //   1. no crash and no sanitizer report (the build has ASan + UBSan);
 //   2. an invalid call throws the documented exception (std::invalid_argument for sizes and options,
 //      std::out_of_range for a bad label) and writes no output;
 //   3. a valid call does not throw; loss(), grad() and value_and_grad() agree bit for bit;
-//   4. finite bounded logits with class-index targets, no smoothing, weights <= 2 and z_loss <= 1 give finite
+//   4. finite bounded logits with class-index targets, no smoothing, weights in [0, 2] and z_loss <= 1 give finite
 //      losses >= 0, and (without z-loss and softcap) each gradient row sums to about 0 (to rounding).
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -47,8 +47,10 @@ struct Call {
     Index rows = 0, classes = 0;
     std::vector<T> input, probs, weight;
     std::vector<std::int64_t> labels;
+    std::vector<std::uint8_t> mask;  // the row mask, when use_mask
     xentcpp::Options<T> options;
     bool use_labels = true;
+    bool use_mask = false;
     bool bounded = true;  // input decoded into [-512, 512): finite, so the loss must be too
 
     xentcpp::Problem<T> problem() const {
@@ -58,6 +60,7 @@ struct Call {
         p.classes = classes;
         p.labels = use_labels ? labels.data() : nullptr;
         p.probs = use_labels ? nullptr : probs.data();
+        p.row_mask = use_mask ? mask.data() : nullptr;
         return p;
     }
 };
@@ -103,6 +106,9 @@ Call<T> decode(FuzzedDataProvider& fdp) {
     c.options.epsilon = pick_double(fdp, {1e-7, 0.0, 0.25});
     c.options.z_loss = pick_double(fdp, {0.0, 0.0, 1e-4, -1.0});
     c.options.softcap = pick_double(fdp, {0.0, 0.0, 30.0, 0.5, -1.0});
+    c.use_mask = fdp.ConsumeIntegralInRange<int>(0, 3) == 0;
+    c.mask.resize(static_cast<std::size_t>(c.rows) + 1);
+    for (Index r = 0; c.use_mask && r < c.rows; ++r) c.mask[static_cast<std::size_t>(r)] = fdp.ConsumeBool();
     return c;
 }
 
@@ -118,11 +124,12 @@ Expect expected(const Call<T>& c) {
                       o.z_loss >= 0.0 && std::isfinite(o.z_loss) &&
                       (o.softcap == 0.0 || (static_cast<T>(o.softcap) > T(0) && std::isfinite(static_cast<T>(o.softcap)))) &&
                       (o.from_logits || (o.z_loss == 0.0 && o.softcap == 0.0));
-    for (std::size_t k = 0; options_ok && o.weight && k < c.weight.size(); ++k) options_ok = c.weight[k] >= T(0);
+    for (std::size_t k = 0; options_ok && o.weight && k < c.weight.size(); ++k) options_ok = std::isfinite(c.weight[k]);
     if (!options_ok) return Expect::invalid_argument;
     for (Index r = 0; c.use_labels && r < c.rows; ++r) {
         const std::int64_t y = c.labels[static_cast<std::size_t>(r)];
-        if (y != o.ignore_index && (y < 0 || y >= c.classes)) return Expect::out_of_range;
+        const bool masked = c.use_mask && c.mask[static_cast<std::size_t>(r)] == 0;  // its label is never read
+        if (!masked && y != o.ignore_index && (y < 0 || y >= c.classes)) return Expect::out_of_range;
     }
     return Expect::ok;
 }

@@ -61,7 +61,7 @@ struct NonDeduced { using type = T; };
 template <typename T>
 using Out = typename NonDeduced<T>::type*;
 
-// What is compared: logits (or probabilities) and exactly one kind of target.
+// What is compared: logits (or probabilities) and exactly one kind of target, and which rows count.
 template <typename S>
 struct Problem {
     const S* input = nullptr;              // rows × classes
@@ -69,6 +69,10 @@ struct Problem {
     std::int64_t classes = 0;
     const std::int64_t* labels = nullptr;  // class-index targets: `rows` entries, or
     const S* probs = nullptr;              // probability targets: rows × classes
+    // Optional, `rows` entries: a row whose entry is 0 adds nothing to the loss, to the mean's
+    // denominator or to the gradient (which is 0 there), whatever its target, as an ignored label;
+    // its label is not read. For padding in soft-label training (optax's `where`).
+    const std::uint8_t* row_mask = nullptr;
 };
 
 template <typename T>
