@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -19,11 +20,12 @@ inline void require(bool ok, const char* what) {
     if (!ok) throw std::invalid_argument(std::string("xentcpp: ") + what);
 }
 
-// A class weight is the class's importance: NaN or a negative one is refused (PyTorch takes them silently).
+// Class weights may be any finite numbers, negative ones included, as in PyTorch (whose reference
+// samples use them); NaN and +-inf are refused (PyTorch takes them silently, and the loss is NaN).
 template <typename T>
 void check_weights(const T* weight, std::int64_t classes) {
     for (std::int64_t c = 0; weight != nullptr && c < classes; ++c) {
-        require(weight[c] >= T(0), "weight must be >= 0 for every class (no NaN, no negative weight)");
+        require(std::isfinite(weight[c]), "weight must be finite for every class (no NaN, no +-inf)");
     }
 }
 

@@ -124,7 +124,9 @@ double nll_loss(const T* log_probs, std::int64_t rows, std::int64_t classes, con
     const detail::Counted counted = detail::count_labels(labels, rows, classes, ignore_index, weight);
     T* grad = request ? request->grad : nullptr;
     double scale = request ? request->grad_output : 0.0;
-    if (reduction == Reduction::mean) scale = counted.weight != 0.0 ? scale / counted.weight : 0.0;
+    // A mean over nothing (every row ignored) has a zero gradient; over rows whose weights sum to
+    // zero, PyTorch's: -w[y] times an infinite (or NaN) scale at each label.
+    if (reduction == Reduction::mean) scale = counted.rows != 0.0 ? scale / counted.weight : 0.0;
     const T* scale_rows = request && reduction == Reduction::none ? request->grad_output_rows : nullptr;
     const double total = sweep(rows, classes, [&](std::int64_t begin, std::int64_t end) {
         double sum = 0.0;

@@ -437,6 +437,58 @@ LossSums sweep_small_rows(const Problem<S>& problem, const Options<compute_t<S>>
     });
 }
 
+// v / +0 as IEEE division gives it (+-inf, NaN for 0 and NaN), or NaN when `nan`; on the bit
+// patterns for half precision.
+template <typename S>
+S over_zero(S v, bool nan) {
+    if constexpr (std::is_floating_point_v<S>) {
+        if (nan || v == S(0) || std::isnan(v)) return std::numeric_limits<S>::quiet_NaN();
+        return std::copysign(std::numeric_limits<S>::infinity(), v);
+    } else {
+        constexpr bool kBinary16 = std::is_same_v<S, float16>;
+        constexpr std::uint16_t kInf = kBinary16 ? 0x7C00 : 0x7F80, kQuietNaN = kBinary16 ? 0x7E00 : 0x7FC0;
+        const auto magnitude = static_cast<std::uint16_t>(v.bits & 0x7FFF);
+        if (nan || magnitude == 0 || magnitude > kInf) return S{kQuietNaN};
+        return S{static_cast<std::uint16_t>((v.bits & 0x8000) | kInf)};
+    }
+}
+
+// PyTorch's "mean" of rows whose weights sum to zero divides each of its two sums by that zero, the
+// cross-entropy term's and (with smoothing) the smoothing term's: (1 - a) N / 0 + a S / 0, so that
+// +inf and -inf make NaN, and so does (1 - a) = 0 times an infinite N. `total` is the call's sum
+// (1 - a) N + a S; with smoothing, N and S are summed again on their own (a degenerate call: no
+// speed is at stake), without z-loss (its mean divides by the rows, not the weights).
+template <typename S>
+double zero_weight_mean_loss(const Problem<S>& problem, const Options<compute_t<S>>& options, double total) {
+    constexpr double zero = 0.0;
+    const double a = options.label_smoothing;
+    if (a == 0.0) return total / zero;
+    Options<compute_t<S>> part = options;
+    part.reduction = Reduction::sum;
+    part.z_loss = 0.0;
+    part.label_smoothing = 0.0;
+    const double nll = compute<S>(problem, part, nullptr, nullptr).loss;
+    part.label_smoothing = 1.0;
+    const double smooth = compute<S>(problem, part, nullptr, nullptr).loss;
+    return (1.0 - a) * (nll / zero) + a * (smooth / zero);
+}
+
+// The gradient of that mean, from the gradient of the sum already in `grad`: PyTorch's log-softmax
+// backward of a one-hot gradient of -w[y] / 0 gives, in each counted row, NaN at the target (inf -
+// inf) and the sum's gradient over +0 elsewhere (+-inf, NaN where it is 0); with smoothing every
+// entry meets an inf - inf, and a zero weight at the target gives 0 / 0: the whole row is NaN.
+template <typename S>
+void zero_weight_mean_gradient(const Problem<S>& problem, const Options<compute_t<S>>& options, S* grad) {
+    const std::int64_t n = problem.classes;
+    for (std::int64_t i = 0; i < problem.rows; ++i) {
+        const std::int64_t y = problem.labels[i];
+        if ((problem.row_mask && problem.row_mask[i] == 0) || y == options.ignore_index) continue;
+        const bool all_nan = options.label_smoothing != 0.0 || (options.weight && options.weight[y] == 0);
+        S* g = grad + i * n;
+        for (std::int64_t c = 0; c < n; ++c) g[c] = over_zero(g[c], all_nan || c == y);
+    }
+}
+
 }  // namespace
 
 template <typename S>
@@ -453,9 +505,12 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
     Scales<T> scales;
     if (request && options.reduction == Reduction::none) scales.rows = request->grad_output_rows;
     scales.loss = scales.z_loss = request ? request->grad_output : 0.0;
-    // Mean over nothing (all rows ignored, or zero total weight): the loss is NaN, the gradient zero.
+    // Mean over nothing (every row ignored): the loss is NaN, the gradient zero. Counted rows whose
+    // weights sum to zero: the gradient of the sum, divided by that zero afterwards (PyTorch's pattern).
+    const bool zero_weight_mean = options.reduction == Reduction::mean && counted.rows != 0.0 && counted.weight == 0.0;
     if (options.reduction == Reduction::mean) {
-        scales.loss = counted.weight != 0.0 ? scales.loss / counted.weight : 0.0;
+        if (counted.rows == 0.0) scales.loss = 0.0;
+        else if (!zero_weight_mean) scales.loss /= counted.weight;
         scales.z_loss = counted.rows != 0.0 ? scales.z_loss / counted.rows : 0.0;
     }
 
@@ -497,7 +552,11 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
     }
     Totals totals;
     totals.z_loss = options.reduction == Reduction::mean ? total.z_loss / counted.rows : total.z_loss;
-    const double loss = options.reduction == Reduction::mean ? total.loss / counted.weight : total.loss;
+    double loss = options.reduction == Reduction::mean ? total.loss / counted.weight : total.loss;
+    if (zero_weight_mean) {
+        loss = zero_weight_mean_loss(problem, options, total.loss);
+        if (grad) zero_weight_mean_gradient(problem, options, grad);
+    }
     totals.loss = options.z_loss != 0.0 ? loss + totals.z_loss : loss;
     return totals;
 }

@@ -93,3 +93,49 @@ def test_edge_rows_match_pytorch(torch, rng, dtype):
     expected_loss, expected_grad = _torch_value_and_grad(torch, x, t, go, reduction="none")
     assert_close(xc.cross_entropy(x, t, reduction="none"), expected_loss, dtype, "loss")
     assert_close(xc.cross_entropy_grad(x, t, go, reduction="none"), expected_grad, dtype, "grad")
+
+
+# Negative class weights, as PyTorch's own reference samples use them -------------------------------
+
+@pytest.mark.parametrize("target", ["index", "prob"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("shape", [(12, 7), (40, 300)])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_negative_class_weights(torch, rng, dtype, shape, reduction, smoothing, target):
+    x, t, _ = make_problem(rng, shape, dtype=dtype, target=target, ignored=target == "index")
+    w = rng.uniform(-1.0, 2.0, shape[-1]).astype(dtype)
+    if target == "prob":
+        t = t.astype(dtype)
+    _compare(torch, x, t, axis=-1, dtype=dtype, reduction=reduction, rng=rng, weight=w, label_smoothing=smoothing)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2, 1.0])
+@pytest.mark.parametrize("classes", [5, 300])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_a_mean_over_weights_summing_to_zero_is_pytorchs(torch, rng, dtype, classes, smoothing):
+    # The loss is +-inf or NaN (each sum over zero), the gradient PyTorch's pattern of NaN and +-inf.
+    x = rng.standard_normal((4, classes)).astype(dtype)
+    t = np.array([0, 1, 2, -100])
+    w = np.ones(classes, dtype)
+    w[:3] = [1.0, -2.0, 1.0]  # counted rows' weights: 1 - 2 + 1 = 0
+    tx = torch.tensor(x, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(tx, torch.tensor(t), weight=torch.tensor(w), label_smoothing=smoothing)
+    expected.backward()
+    loss, grad = xc.cross_entropy_value_and_grad(x, t, weight=w, label_smoothing=smoothing)
+    np.testing.assert_array_equal(loss, expected.item())
+    np.testing.assert_array_equal(np.isnan(grad), np.isnan(tx.grad.numpy()))
+    finite = ~np.isnan(grad)
+    np.testing.assert_array_equal(grad[finite], tx.grad.numpy()[finite])  # +-inf and 0 alike
+
+
+def test_nll_loss_with_negative_and_zero_sum_weights(torch, rng):
+    lp = np.log(rng.dirichlet(np.ones(6), 5))
+    t = np.array([0, 1, 2, 3, -100])
+    for w in (rng.uniform(-1.0, 2.0, 6), np.array([1.0, -1.0, 2.0, -2.0, 5.0, 5.0])):
+        tx = torch.tensor(lp, requires_grad=True)
+        expected = torch.nn.functional.nll_loss(tx, torch.tensor(t), weight=torch.tensor(w))
+        expected.backward()
+        loss, grad = xc.nll_loss(lp, t, weight=w), xc.nll_loss_grad(lp, t, weight=w)
+        np.testing.assert_allclose(loss, expected.item(), rtol=1e-12)
+        np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-12)

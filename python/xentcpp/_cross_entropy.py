@@ -33,8 +33,10 @@ _PARAMETERS = """\
     axis : int, default -1
         The class axis. ``axis=1`` on ``(N, C, d1, ...)`` is PyTorch's layout.
     weight : array_like of shape (C,), optional
-        A weight per class (PyTorch's ``weight``), each >= 0: NaN and negative weights raise
-        ``ValueError`` (PyTorch takes them silently).
+        A weight per class (PyTorch's ``weight``): any finite value, negative ones included, with
+        PyTorch's results; NaN and infinite weights raise ``ValueError`` (PyTorch takes them and
+        returns NaN). A ``"mean"`` over rows whose weights sum to zero gives PyTorch's ``inf`` or
+        ``nan`` loss and gradient.
     ignore_index : int, default -100
         Class-index targets equal to it add nothing to the loss, nor to the mean's denominator, and
         get a zero gradient. Not allowed with probability targets.

@@ -52,7 +52,7 @@ def nll_loss(input: ArrayLike, target: ArrayLike, *, axis: int = -1, weight: Opt
     axis : int, default -1
         The class axis (``axis=1`` for PyTorch's ``(N, C, d1, ...)``).
     weight : array_like of shape (C,), optional
-        A weight per class.
+        A weight per class: any finite value, as in :func:`cross_entropy`.
     ignore_index : int, default -100
         Rows with this label add nothing (and get a zero gradient).
     reduction : {"mean", "sum", "none"}, default "mean"

@@ -324,16 +324,42 @@ TYPED_TEST(Grad, AllIgnoredGivesZeroGradient) {
 }
 
 // Rows that count but weigh nothing: the mean's denominator is 0, the loss NaN, the gradient zero.
-TYPED_TEST(Grad, ZeroTotalWeightGivesZeroGradient) {
+// As PyTorch: a mean over rows whose weights sum to zero divides by that zero. Per counted row, the
+// target's entry is NaN and the others the sum's gradient over +0 (+-inf); with a zero weight at the
+// target, or with smoothing, the whole row is NaN. Ignored rows stay 0.
+TYPED_TEST(Grad, ZeroTotalWeightFollowsPyTorch) {
     using T = TypeParam;
     Case<T> c = random_index_case<T>(3, 4, 43);
-    c.labels = {1, 3, -100};
-    c.weight = {T(1), T(0), T(2), T(0)};
+    c.labels = {1, 2, -100};
+    c.weight = {T(1), T(1), T(-1), T(0)};
+    const double loss = c.loss(Reduction::mean);
+    EXPECT_TRUE(std::isinf(loss) || std::isnan(loss));
+    const std::vector<T> sum_grad = c.grad(Reduction::sum, 1.0);
+    const std::vector<T> g = c.grad(Reduction::mean, 1.0);
+    for (std::int64_t k = 0; k < 4; ++k) {
+        SCOPED_TRACE(k);
+        if (k == 1) EXPECT_TRUE(std::isnan(g[1])) << "the target of row 0";
+        else EXPECT_EQ(g[k], std::copysign(std::numeric_limits<T>::infinity(), sum_grad[k]));
+        if (k == 2) EXPECT_TRUE(std::isnan(g[4 + k]));
+        else EXPECT_EQ(g[4 + k], std::copysign(std::numeric_limits<T>::infinity(), sum_grad[4 + k]));
+        EXPECT_EQ(g[8 + k], T(0)) << "an ignored row";
+    }
+    c.smoothing = 0.1;
+    const std::vector<T> smoothed = c.grad(Reduction::mean, 1.0);
+    for (std::int64_t k = 0; k < 8; ++k) EXPECT_TRUE(std::isnan(smoothed[k]));
+    c.smoothing = 0.0;
+    c.weight = {T(1), T(0), T(-1), T(0)};  // row 0's target weighs 0: 0 / 0
+    c.labels = {1, 0, 2};
+    const std::vector<T> zero_at_target = c.grad(Reduction::mean, 1.0);
+    for (std::int64_t k = 0; k < 4; ++k) EXPECT_TRUE(std::isnan(zero_at_target[k]));
+}
+
+// A mean over nothing (every row ignored): NaN loss, zero gradient.
+TYPED_TEST(Grad, EveryRowIgnoredGivesZeroGradient) {
+    using T = TypeParam;
+    Case<T> c = random_index_case<T>(3, 4, 44);
+    c.labels = {-100, -100, -100};
     EXPECT_TRUE(std::isnan(c.loss(Reduction::mean)));
-    std::vector<T> g(c.input.size(), T(123));
-    const double v = xentcpp::value_and_grad<T>(c.problem(), c.options(Reduction::mean), nullptr, g.data());
-    EXPECT_TRUE(std::isnan(v));
-    EXPECT_EQ(g, std::vector<T>(c.input.size(), T(0)));
     EXPECT_EQ(c.grad(Reduction::mean, 2.0), std::vector<T>(c.input.size(), T(0)));
 }
 

@@ -97,7 +97,9 @@ Call<T> decode(FuzzedDataProvider& fdp) {
     }
     if (fdp.ConsumeBool()) {
         c.weight.resize(static_cast<std::size_t>(std::max<Index>(c.classes, 1)));
-        for (auto& w : c.weight) w = static_cast<T>(pick_double(fdp, {0.5, 1.0, 2.0, 0.0, -1.0}));
+        for (auto& w : c.weight) {
+            w = static_cast<T>(pick_double(fdp, {0.5, 1.0, 2.0, 0.0, -1.0, std::numeric_limits<double>::infinity()}));
+        }
         c.options.weight = c.weight.data();
     }
     c.options.label_smoothing = pick_double(fdp, {0.0, 0.0, 0.1, 1.0});
@@ -213,8 +215,8 @@ void run(FuzzedDataProvider& fdp) {
     check(outcome([&] { xentcpp::grad<T>(p, c.options, request); }) == Expect::ok, "grad threw");
     check(same_bits(grad, grad2), "grad differs from fused");  // grad_output 1 is the fused upstream
 
-    bool modest_weights = true;  // a weight of 1e300 may overflow the loss, legitimately
-    for (const T w : c.weight) modest_weights = modest_weights && w <= T(2);
+    bool modest_weights = true;  // a weight of 1e300 may overflow the loss, legitimately; a negative one makes it < 0
+    for (const T w : c.weight) modest_weights = modest_weights && w >= T(0) && w <= T(2);
     modest_weights = modest_weights && c.options.z_loss <= 1.0;  // so is a z-loss factor of 1e300
     if (c.bounded && c.use_labels && c.options.from_logits && c.options.label_smoothing == 0.0 && modest_weights) {
         for (Index r = 0; r < c.rows; ++r) {

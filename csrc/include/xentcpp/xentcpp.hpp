@@ -23,8 +23,14 @@
 // per-row upstream gradients are in the compute type (compute_t).
 //
 // Reductions follow torch.nn.functional.cross_entropy: `mean` divides by the sum of w[y] over the
-// rows that are not ignored (class-index targets) or by the number of rows (probability targets).
-// Sums run in double, in an order fixed by the shape alone, so results do not depend on threads.
+// rows that are not ignored (class-index targets) or by the number of rows (probability targets),
+// masked rows left out. Class weights may be negative (any finite value); when the counted rows'
+// weights sum to zero, `mean` gives PyTorch's results: the loss is +-inf or NaN (each of the
+// cross-entropy and smoothing sums divided by that zero), and in each counted row the gradient's
+// target entry is NaN and the others +-inf (NaN where they are 0), the whole row NaN with label
+// smoothing or a zero weight at the target. When every row is ignored, the loss is NaN and the
+// gradient 0. Sums run in double, in an order fixed by the shape alone, so results do not depend
+// on threads.
 //
 // Errors are reported by exceptions, before anything is written:
 //     std::invalid_argument  inconsistent sizes, null buffers, options out of range;
