@@ -300,3 +300,16 @@ def check_reduction(reduction: Any) -> str:
 def axis_index(axis: Any, ndim: int) -> int:
     """``axis`` as an index in ``[0, ndim)`` (NumPy's AxisError, a ValueError, when out of range)."""
     return int(normalize_axis_index(operator.index(axis), ndim))
+
+
+def axis_tuple(axis: Any, ndim: int) -> Tuple[int, ...]:
+    """``axis`` (an int, a tuple of ints, or None for every axis) as sorted indices in ``[0, ndim)``.
+
+    Out of range: NumPy's AxisError (a ValueError); repeated: ValueError; not integers: TypeError."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    indices = [int(normalize_axis_index(_int64(a, "axis"), ndim)) for a in axes]
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"repeated axis in {axis!r}")
+    return tuple(sorted(indices))
