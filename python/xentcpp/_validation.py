@@ -133,7 +133,7 @@ def prepare(
     w = None
     if weight is not None:
         w = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
-        if w.dtype.kind not in "biuf":
+        if w.dtype.kind not in "biuf" and not is_half(w.dtype):
             raise TypeError(f"weight must be real numbers, got dtype {w.dtype}")
         if w.shape != (classes,):
             raise ValueError(f"weight must have shape ({classes},), one entry per class, got {w.shape}")
