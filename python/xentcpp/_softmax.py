@@ -4,7 +4,7 @@ too), softmax, log_softmax; adjacent axes of C-contiguous input are read in plac
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple, Union
+from typing import Any, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -19,28 +19,32 @@ _LOGSUMEXP, _SOFTMAX, _LOG_SOFTMAX = 0, 1, 2
 Axis = Union[int, Tuple[int, ...], None]
 
 
-class _Block:
-    """An array arranged for the core: C-contiguous ``(outer, classes, inner)`` with the reduced axes
-    as the classes. Adjacent axes of a C-contiguous array are a reshape (no copy); axes that are not
-    adjacent are moved last by one transposed copy, undone by ``restore``."""
+class _Block(NamedTuple):
+    """An array arranged for the core: C-contiguous ``(outer, classes, inner)``, the reduced axes as
+    the classes, with ``order`` the axis permutation it took (None: a reshape) and ``reduced`` the
+    logsumexp result's shape."""
 
-    def __init__(self, a: np.ndarray, axes: Tuple[int, ...]) -> None:
-        shape = a.shape
-        self.order: Optional[Tuple[int, ...]] = None
-        if not axes or axes[-1] - axes[0] == len(axes) - 1:
-            first, stop = (axes[0], axes[-1] + 1) if axes else (a.ndim, a.ndim)
-            self.data = np.ascontiguousarray(a)
-            self.outer, self.inner = math.prod(shape[:first]), math.prod(shape[stop:])
-        else:
-            kept = tuple(i for i in range(a.ndim) if i not in axes)
-            self.order = kept + axes
-            self.data = np.ascontiguousarray(a.transpose(self.order))
-            self.outer, self.inner = math.prod(shape[i] for i in kept), 1
-        self.classes = math.prod(shape[i] for i in axes)
+    data: np.ndarray
+    outer: int
+    classes: int
+    inner: int
+    order: Optional[Tuple[int, ...]]
+    reduced: Tuple[int, ...]
 
-    def restore(self, result: np.ndarray) -> np.ndarray:
-        """A result laid out like ``data`` as a view in the input's axis order."""
-        return result if self.order is None else result.transpose(np.argsort(self.order))
+
+def _block(a: np.ndarray, axes: Tuple[int, ...], keepdims: bool) -> _Block:
+    """Adjacent axes of a C-contiguous array are a reshape (no copy); axes that are not adjacent are
+    moved last by one transposed copy."""
+    shape = a.shape
+    if not axes or axes[-1] - axes[0] == len(axes) - 1:
+        first, stop = (axes[0], axes[-1] + 1) if axes else (a.ndim, a.ndim)
+        reduced = shape[:first] + (1,) * len(axes) * keepdims + shape[stop:]
+        return _Block(np.ascontiguousarray(a), math.prod(shape[:first]), math.prod(shape[first:stop]),
+                      math.prod(shape[stop:]), None, reduced)
+    kept = tuple(i for i in range(a.ndim) if i not in axes)
+    reduced = tuple(1 if i in axes else n for i, n in enumerate(shape)) if keepdims else tuple(shape[i] for i in kept)
+    return _Block(np.ascontiguousarray(a.transpose(kept + axes)), math.prod(shape[i] for i in kept),
+                  math.prod(shape[i] for i in axes), 1, kept + axes, reduced)
 
 
 def _check_out(out: Any, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -53,41 +57,31 @@ def _check_out(out: Any, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return out
 
 
-def _reduced_shape(shape: Tuple[int, ...], axes: Tuple[int, ...], keepdims: bool) -> Tuple[int, ...]:
-    if keepdims:
-        return tuple(1 if i in axes else n for i, n in enumerate(shape))
-    return tuple(n for i, n in enumerate(shape) if i not in axes)
-
-
 def _apply(op: int, x: ArrayLike, axis: Axis, out: Optional[np.ndarray], keepdims: bool = False) -> Any:
     given = x if isinstance(x, np.ndarray) else np.asarray(x)  # the caller's memory, if any
     a = float_array(given, "input")
-    axes = axis_tuple(axis, max(a.ndim, 1))  # a 0-d input is one entry: axis -1, 0, (0,), () or None
-    block = _Block(a.reshape(1) if a.ndim == 0 else a, axes)
-    if op == _LOGSUMEXP:
-        shape = _reduced_shape(a.shape, axes, keepdims) if a.ndim else ()
-    else:
-        shape = a.shape
-    fresh = block.data is not given and not np.may_share_memory(block.data, given)
+    axes = axis_tuple(axis, a.ndim or 1)  # a 0-d input is one entry: axis -1, 0, (0,), () or None
+    block = _block(a.reshape(1) if a.ndim == 0 else a, axes, keepdims)
+    shape = (block.reduced if a.ndim else ()) if op == _LOGSUMEXP else a.shape
     if out is not None:
         _check_out(out, shape, a.dtype)
     if out is not None and (op == _LOGSUMEXP or block.order is None):
         result = out
-    elif op != _LOGSUMEXP and fresh:
+    elif op != _LOGSUMEXP and block.data is not given and not np.may_share_memory(block.data, given):
         result = block.data  # a converted or transposed copy is ours: overwrite it, not a second buffer
     else:
-        result = _core.empty(a.dtype, block.data.shape if op != _LOGSUMEXP else shape)
+        result = _core.empty(a.dtype, shape if op == _LOGSUMEXP else block.data.shape)
     if block.classes == 0:  # an empty axis: logsumexp is -inf (an empty sum), softmax is empty
         result.fill(-np.inf)
     elif result.size:
         _core.softmax_family(block.data, block.outer, block.classes, block.inner, op, result)
-    if op != _LOGSUMEXP:
-        result = block.restore(result)
-        if out is not None and result is not out:
+    if op != _LOGSUMEXP and block.order is not None:  # back to the input's axis order: a view
+        result = result.transpose(np.argsort(block.order))
+        if out is not None:
             np.copyto(out, result)
             result = out
-        elif result.shape != shape:  # a 0-d input, computed as one entry
-            result = result.reshape(shape)
+    if result.shape != shape:  # a 0-d input, computed as one entry
+        result = result.reshape(shape)
     return result[()] if result.ndim == 0 and out is None else result
 
 

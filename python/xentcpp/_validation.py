@@ -306,6 +306,8 @@ def axis_tuple(axis: Any, ndim: int) -> Tuple[int, ...]:
     """``axis`` (an int, a tuple of ints, or None for every axis) as sorted indices in ``[0, ndim)``.
 
     Out of range: NumPy's AxisError (a ValueError); repeated: ValueError; not integers: TypeError."""
+    if type(axis) is int:  # the common call, quickly
+        return (int(normalize_axis_index(axis, ndim)),)
     if axis is None:
         return tuple(range(ndim))
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
