@@ -64,6 +64,20 @@ def test_options_and_probability_targets(rng, dtype):
     _check_grad(g, ref_grad(_exact(x), _exact(t), **kw), dtype)
 
 
+@pytest.mark.parametrize("dtype", HALVES, ids=str)
+def test_half_weights_are_their_float32_values(rng, dtype):
+    # PyTorch wants the weight in the input's dtype; a half weight is widened (exactly) to float32.
+    x, t, w = make_problem(rng, (8, 30), dtype=np.float32, weighted=True, ignored=True)
+    x, w = x.astype(dtype), w.astype(dtype)
+    for target in (t, make_problem(rng, (8, 30), target="prob", dtype=np.float32)[1].astype(dtype)):
+        loss, g = xc.cross_entropy_value_and_grad(x, target, weight=w, reduction="sum")
+        loss32, g32 = xc.cross_entropy_value_and_grad(x, target, weight=w.astype(np.float32), reduction="sum")
+        assert loss == loss32
+        np.testing.assert_array_equal(g.view(np.uint16), g32.view(np.uint16))
+        np.testing.assert_allclose(loss, ref_loss(_exact(x), _exact(target), weight=_exact(w), reduction="sum"),
+                                   rtol=1e-5)
+
+
 def test_float32_probability_targets_with_half_logits_are_not_rounded(rng):
     # Targets of another dtype are not rounded to float16: the call computes from a float32 copy.
     x, t, _ = make_problem(rng, (4, 7), target="prob", dtype=np.float32)

@@ -158,6 +158,26 @@ def test_measures_match_scipy(rng, axis, base):
                                rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(5,), (4, 7, 5), (3, 0, 2)])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_keepdims_matches_scipy(rng, shape, dtype):
+    stats = pytest.importorskip("scipy.stats")
+    for axis in range(-len(shape), len(shape)):
+        if shape[axis] == 0:
+            continue
+        p, q = _distributions(rng, shape, axis).astype(dtype), _distributions(rng, shape, axis).astype(dtype)
+        p64, q64 = p.astype(np.float64), q.astype(np.float64)
+        for got, want in ((xc.entropy(p, axis, keepdims=True), stats.entropy(p64, axis=axis, keepdims=True)),
+                          (xc.kl_div(p, q, axis, base=2.0, keepdims=True),
+                           stats.entropy(p64, q64, axis=axis, base=2.0, keepdims=True))):
+            assert isinstance(got, np.ndarray) and got.shape == want.shape and got.dtype == dtype, (axis, got)
+            # float32: a few float32 roundings of terms of size ~1 (SciPy also renormalises the input)
+            np.testing.assert_allclose(got, want, rtol=1e-12 if dtype == np.float64 else 1e-5,
+                                       atol=0 if dtype == np.float64 else 1e-6)
+        np.testing.assert_array_equal(xc.entropy(p, axis, keepdims=True),
+                                      np.expand_dims(xc.entropy(p, axis), axis))
+
+
 def test_cross_entropy_is_entropy_plus_divergence(rng):
     p, q = _distributions(rng, (6, 9)), _distributions(rng, (6, 9))
     h_pq = xc.cross_entropy(q, p, from_logits=False, reduction="none")  # -sum p log q

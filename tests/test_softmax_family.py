@@ -159,3 +159,91 @@ def test_errors():
         xc.log_softmax(np.zeros((2, 3)), out=out)
     with pytest.raises(TypeError, match="ndarray"):
         xc.softmax(np.zeros(3), out=[0.0, 0.0, 0.0])
+
+
+# SciPy's signatures: 0-d input, tuples of axes ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("value", [3.5, -np.inf, np.inf, np.nan])
+def test_zero_dimensional_input_keeps_its_shape(dtype, value):
+    x = np.array(value, dtype)
+    with np.errstate(invalid="ignore"):
+        expected = {xc.softmax: special.softmax(x.astype(np.float64)),
+                    xc.log_softmax: special.log_softmax(x.astype(np.float64)),
+                    xc.logsumexp: special.logsumexp(x.astype(np.float64))}
+    for function, want in expected.items():
+        for axis in (-1, 0, None, (), (0,)):
+            got = function(x, axis)
+            assert np.shape(got) == () and got.dtype == dtype, (function, axis)
+            np.testing.assert_array_equal(got, np.asarray(want, dtype))
+        out = np.full((), 7.0, dtype)
+        assert function(x, out=out) is out
+        np.testing.assert_array_equal(out, np.asarray(want, dtype))
+    assert xc.logsumexp(x, keepdims=True).shape == ()  # no axis to keep (NumPy's keepdims on 0-d)
+    with pytest.raises(ValueError, match="out of bounds"):
+        xc.softmax(x, axis=1)
+
+
+def _axis_choices(ndim):
+    """Every tuple of distinct axes of an ndim array, in both orders and with negative spellings."""
+    import itertools
+
+    choices = [None, ()]
+    for k in range(1, ndim + 1):
+        for axes in itertools.combinations(range(ndim), k):
+            choices.append(axes)
+            choices.append(tuple(reversed([a - ndim for a in axes])))
+    return choices
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_tuples_of_axes_match_scipy(rng, dtype):
+    x = (4.0 * rng.standard_normal((3, 4, 5, 6))).astype(dtype)
+    x[0, 1, 2, :3] = -np.inf  # masked entries on some slices
+    x64 = x.astype(np.float64)
+    for axis in _axis_choices(x.ndim):
+        for keepdims in (False, True):
+            got = xc.logsumexp(x, axis, keepdims=keepdims)
+            want = special.logsumexp(x64, axis=axis, keepdims=keepdims)
+            assert got.shape == want.shape and got.dtype == dtype, (axis, keepdims)
+            _close(got, want, dtype)
+        for function, reference in ((xc.softmax, special.softmax), (xc.log_softmax, special.log_softmax)):
+            got = function(x, axis)
+            assert got.shape == x.shape and got.dtype == dtype, (function, axis)
+            with np.errstate(invalid="ignore"):  # axis=(): a lone -inf has no softmax (NaN)
+                _close(got, reference(x64, axis=axis), dtype)
+            out = np.empty_like(x)
+            assert function(x, axis, out=out) is out
+            np.testing.assert_array_equal(out, got)
+
+
+def test_adjacent_axes_are_read_in_place(rng):
+    # Adjacent axes of a C-contiguous array are one (outer, classes, inner) block: no copy of the input.
+    x = rng.standard_normal((4, 64, 64, 8))
+    before = x.copy()
+    for axis in ((1, 2), (2, 3), (1, 2, 3), (0, 1), None):
+        tracemalloc.start()
+        try:
+            xc.logsumexp(x, axis)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 0.05 * x.nbytes, (axis, peak)
+    # Axes that are not adjacent take one transposed copy, and the input is left alone.
+    np.testing.assert_allclose(xc.softmax(x, (0, 2)), special.softmax(x, axis=(0, 2)), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_bad_tuples_of_axes():
+    x = np.zeros((2, 3, 4))
+    with pytest.raises(ValueError, match="repeated axis"):
+        xc.logsumexp(x, (1, 1))
+    with pytest.raises(ValueError, match="repeated axis"):
+        xc.softmax(x, (0, -3))
+    with pytest.raises(ValueError, match="out of bounds"):
+        xc.log_softmax(x, (0, 3))
+    with pytest.raises(TypeError, match="axis"):
+        xc.logsumexp(x, (0, 1.5))
+    with pytest.raises(TypeError, match="axis"):
+        xc.softmax(x, "0")

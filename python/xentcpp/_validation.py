@@ -134,7 +134,7 @@ def prepare(
     w = None
     if weight is not None:
         w = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
-        if w.dtype.kind not in "biuf":
+        if w.dtype.kind not in "biuf" and not is_half(w.dtype):
             raise TypeError(f"weight must be real numbers, got dtype {w.dtype}")
         if w.shape != (classes,):
             raise ValueError(f"weight must have shape ({classes},), one entry per class, got {w.shape}")
@@ -318,3 +318,18 @@ def check_reduction(reduction: Any) -> str:
 def axis_index(axis: Any, ndim: int) -> int:
     """``axis`` as an index in ``[0, ndim)`` (NumPy's AxisError, a ValueError, when out of range)."""
     return int(normalize_axis_index(operator.index(axis), ndim))
+
+
+def axis_tuple(axis: Any, ndim: int) -> Tuple[int, ...]:
+    """``axis`` (an int, a tuple of ints, or None for every axis) as sorted indices in ``[0, ndim)``.
+
+    Out of range: NumPy's AxisError (a ValueError); repeated: ValueError; not integers: TypeError."""
+    if type(axis) is int:  # the common call, quickly
+        return (int(normalize_axis_index(axis, ndim)),)
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    indices = [int(normalize_axis_index(_int64(a, "axis"), ndim)) for a in axes]
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"repeated axis in {axis!r}")
+    return tuple(sorted(indices))

@@ -1,10 +1,15 @@
 """PyTorch interop: :func:`cross_entropy`, a drop-in for ``torch.nn.functional.cross_entropy`` on CPU
-float32/float64 tensors, and :class:`CrossEntropyLoss`, for ``torch.nn.CrossEntropyLoss``.
+float32, float64, float16 and bfloat16 tensors, and :class:`CrossEntropyLoss`, for
+``torch.nn.CrossEntropyLoss``.
 
 The forward pass runs xentcpp's fused kernel on the tensors' own memory (``Tensor.numpy()`` shares it;
 a non-contiguous tensor is made contiguous first) and keeps the gradient it computed in the same pass;
 the backward pass hands it on as it is for an upstream gradient of 1 (``loss.backward()``) and scales
-it otherwise. Importable only when PyTorch is installed.
+it otherwise. Half-precision tensors are read in place too and computed in float32, as PyTorch does
+on CPU; NumPy has no bfloat16 of its own, so a bfloat16 tensor's bits reach the core as ``ml_dtypes``'
+bfloat16 when that package is installed (``pip install ml_dtypes``), and otherwise through float32
+copies of the input and the gradient, which give the same bits but cost more than the loss itself.
+Importable only when PyTorch is installed.
 
 Example (not a doctest: the package's doctests also run where PyTorch is not installed)::
 
@@ -18,6 +23,7 @@ Example (not a doctest: the package's doctests also run where PyTorch is not ins
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional
 
 try:
@@ -26,6 +32,7 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess witho
     raise ImportError("xentcpp.torch needs PyTorch: install it (`pip install torch`), or use xentcpp's "
                       "NumPy functions directly") from err
 
+import numpy as np
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 from ._cross_entropy import cross_entropy as _np_cross_entropy
@@ -33,12 +40,37 @@ from ._cross_entropy import cross_entropy_value_and_grad as _np_value_and_grad
 
 __all__ = ["CrossEntropyLoss", "cross_entropy"]
 
-_DTYPES = (torch.float32, torch.float64)
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+@functools.cache
+def _numpy_bfloat16() -> Optional[np.dtype]:
+    """ml_dtypes' bfloat16, the NumPy dtype the core reads bfloat16 as; None without ml_dtypes."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    bfloat16: np.dtype = np.dtype(ml_dtypes.bfloat16)
+    return bfloat16
 
 
 def _array(tensor: torch.Tensor) -> Any:
-    """The tensor's memory as a NumPy array (shared: no copy when it is contiguous)."""
-    return tensor.detach().contiguous().numpy()
+    """The tensor's memory as a NumPy array (shared: no copy when it is contiguous). bfloat16 is viewed
+    as ml_dtypes' bfloat16, or without ml_dtypes copied to float32 (the values the core would compute on)."""
+    tensor = tensor.detach().contiguous()
+    if tensor.dtype != torch.bfloat16:
+        return tensor.numpy()
+    bfloat16 = _numpy_bfloat16()
+    if bfloat16 is None:
+        return tensor.float().numpy()
+    return tensor.view(torch.int16).numpy().view(bfloat16)
+
+
+def _tensor(array: Any, dtype: torch.dtype) -> torch.Tensor:
+    """A NumPy result as a tensor of ``dtype``: its memory shared when it already has that dtype."""
+    if array.dtype.name == "bfloat16":
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(array).to(dtype)
 
 
 def _check(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor]) -> None:
@@ -48,7 +80,7 @@ def _check(input: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Ten
         if t is not None and t.device.type != "cpu":
             raise ValueError(f"xentcpp.torch runs on CPU tensors; {name} is on {t.device}")
     if input.dtype not in _DTYPES:
-        raise TypeError(f"input must be float32 or float64, got {input.dtype}")
+        raise TypeError(f"input must be float32, float64, float16 or bfloat16, got {input.dtype}")
     if input.dim() == 0:
         raise ValueError("input must have a class dimension: (C,), (N, C) or (N, C, d1, ...)")
     if target.is_floating_point():
@@ -72,13 +104,13 @@ class _CrossEntropy(torch.autograd.Function):
         if ctx.needs_input_grad[0]:  # type: ignore[attr-defined]
             loss, grad = _np_value_and_grad(x, t, axis=axis, weight=w, ignore_index=ignore_index,
                                             reduction=reduction, label_smoothing=label_smoothing)
-            ctx.save_for_backward(torch.from_numpy(grad))
+            ctx.save_for_backward(_tensor(grad, input.dtype))
         else:
             loss = _np_cross_entropy(x, t, axis=axis, weight=w, ignore_index=ignore_index, reduction=reduction,
                                      label_smoothing=label_smoothing)
         ctx.axis, ctx.reduction = axis, reduction  # type: ignore[attr-defined]
         if reduction == "none":
-            return torch.from_numpy(loss)
+            return _tensor(loss, input.dtype)  # half precision: float32 losses, rounded once
         return torch.tensor(loss, dtype=input.dtype)
 
     @staticmethod
@@ -114,11 +146,13 @@ def cross_entropy(
     Parameters
     ----------
     input : torch.Tensor
-        CPU float32 or float64 logits; a gradient is computed when it requires one.
+        CPU float32, float64, float16 or bfloat16 logits; a gradient is computed when it requires one.
+        Half precision is computed in float32 (as PyTorch does on CPU); the loss and the gradient are
+        rounded to the input's dtype only at the end (PyTorch rounds the log-probabilities first).
     target : torch.Tensor
         Class indices (an integer tensor) or probabilities (the input's dtype, no gradient).
     weight : torch.Tensor of shape (C,), optional
-        A weight per class, of the input's dtype.
+        A weight per class, of the input's dtype (half precision included, as in PyTorch).
     ignore_index : int, default -100
         Class-index targets equal to it are left out (of the loss, the mean's denominator, the gradient).
     reduction : {"mean", "sum", "none"}, default "mean"
@@ -129,13 +163,14 @@ def cross_entropy(
     Returns
     -------
     torch.Tensor
-        A scalar for ``"mean"`` and ``"sum"`` (accumulated in float64, returned in the input's dtype);
+        In the input's dtype: a scalar for ``"mean"`` and ``"sum"`` (accumulated in float64);
         for ``"none"``, the loss of each row, of ``target``'s shape without ``C``.
 
     Raises
     ------
     TypeError
-        Not tensors, a dtype other than float32/float64, a weight or probability target of another dtype.
+        Not tensors, a dtype other than float32/float64/float16/bfloat16, a weight or probability
+        target of another dtype (as PyTorch refuses a weight of another dtype).
     ValueError
         A tensor not on the CPU, a probability target that requires a gradient, and what
         :func:`xentcpp.cross_entropy` refuses (shapes, options).
