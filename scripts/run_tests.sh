@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything the tests need, then runs every test: ctest (the C++ core, GoogleTest) and
-# pytest (the Python package, as installed). Run from anywhere: `bash scripts/run_tests.sh`.
-# XENTCPP_TEST_TORCH=0 skips installing PyTorch (its parity tests are then skipped).
+# Installs everything the tests need, then runs every test: ctest (the C++ core, GoogleTest), pytest
+# (the Python package as installed, its docstrings' examples and those of README.md and docs/), the docs
+# build, lint and types. Run from anywhere: `bash scripts/run_tests.sh`.
+# Every Python package comes from constraints.txt's exact versions (CONTRIBUTING.md, "Pinned tools").
+# XENTCPP_TEST_TORCH=0 skips installing PyTorch (its parity tests and docs examples are then skipped).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -18,13 +20,17 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq "${apt_packages[@]}"
 fi
 
-"$python" -m pip install -q ".[test,examples,dev]"
+# Every install passes the constraints: the same versions on every machine, whatever upstream releases.
+pip_install=("$python" -m pip install -q -c constraints.txt)
+# The build requirements pinned too (an isolated build would fetch the newest), then xentcpp built with them.
+"${pip_install[@]}" scikit-build-core pybind11 cmake ninja
+"${pip_install[@]}" --no-build-isolation ".[test,examples,dev,docs]"
 # PyTorch is the parity peer; torch==2.13.0 is a local CPU build on the project's machines.
 if [ "${XENTCPP_TEST_TORCH:-1}" != 0 ] && ! "$python" -c "import torch" 2>/dev/null; then
-  "$python" -m pip install -q torch==2.13.0
+  "${pip_install[@]}" torch==2.13.0
 fi
 
-# Lint and types: ruff on every Python file, mypy --strict on the package and tests/typing (the
+# Lint and types: ruff on every Python file of the tree, mypy --strict on the package and tests/typing (the
 # overloads users' annotations rely on). xentcpp/torch.py is type-checked when PyTorch is installed.
 # Without PyTorch, xentcpp/torch.py (which then raises ImportError by design) is left out of both.
 mypy_skip=() pytest_skip=()
@@ -32,15 +38,22 @@ if ! "$python" -c "import torch" 2>/dev/null; then
   mypy_skip=(--exclude 'xentcpp/torch\.py$')
   pytest_skip=(--ignore="$("$python" -c "import os, xentcpp; print(os.path.join(os.path.dirname(xentcpp.__file__), 'torch.py'))")")
 fi
-"$python" -m ruff check python tests examples benchmarks
+"$python" -m ruff check .
 "$python" -m mypy "${mypy_skip[@]}"
+
+# The documentation, warnings as errors: its pages, and the API reference generated from the installed
+# package's docstrings, whose form numpydoc checks (docs/conf.py). The pages' examples run with pytest below.
+"$python" -m sphinx -W --keep-going -q -b html docs build/docs/html
+echo "docs build: ok (build/docs/html)"
 
 # The wheel as users get it (pip wheel, in a scratch directory outside the tree), and on Linux
 # auditwheel's account of it: the libraries it needs and the manylinux tag they allow (which must
 # exist: a symbol or library outside every manylinux policy fails here; repair is cibuildwheel's job).
 wheel_dir=$(mktemp -d)
 trap 'rm -rf "$wheel_dir"' EXIT
-"$python" -m pip wheel . --no-deps -q -w "$wheel_dir"
+# Its isolated build environment gets the pinned build requirements through PIP_CONSTRAINT (pip does not
+# hand -c on to it).
+PIP_CONSTRAINT="$PWD/constraints.txt" "$python" -m pip wheel . --no-deps -q -w "$wheel_dir"
 if [ "$(uname -s)" = Linux ]; then
   "$python" -m auditwheel show "$wheel_dir"/xentcpp-*.whl | tee "$wheel_dir/show.txt"
   tr -s '\n' ' ' < "$wheel_dir/show.txt" | grep -Eq 'platform tag (to|:) "?manylinux_[0-9]+_[0-9]+_'
@@ -50,6 +63,12 @@ generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 cmake -S . -B build/tests "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=ON
 cmake --build build/tests --parallel
+
+# The C++ API page's example, compiled against the core just built, must print what the page shows.
+"${CXX:-c++}" -std=c++17 -O2 -fopenmp -Icsrc/include docs/examples/loss.cpp build/tests/csrc/libxentcpp_core.a \
+  -o build/tests/docs_example
+build/tests/docs_example | diff -u docs/examples/loss.out -
+echo "C++ docs example: ok"
 
 # The benchmark script still runs (a smoke run: it measures and reports, it asserts no timing).
 "$python" benchmarks/bench.py --quick --out build/bench-quick > build/bench-quick.log
@@ -82,18 +101,19 @@ real_python=$("$python" -c "import sys; print(sys.executable)")  # not a shim sc
 echo "leak check: ok"
 
 # Every SIMD target this machine runs, each forced through XENTCPP_SIMD: ctest and pytest per target
-# (from outside the source tree, so that the installed package is the one imported).
+# (from outside the source tree, so that the installed package is the one imported), with the examples
+# of the docstrings, README.md and docs/.
 targets=$("$python" -c "from xentcpp import _core
 print(' '.join(t for t in ('avx512', 'avx2', 'baseline') if _core.simd_target_supported(t)))")
 cd build
 for target in $targets; do
   echo "=== SIMD target: $target"
   XENTCPP_SIMD=$target ctest --test-dir tests --output-on-failure
-  XENTCPP_SIMD=$target "$python" -m pytest ../tests --pyargs xentcpp --doctest-modules -c ../pyproject.toml \
-    --rootdir .. -p no:cacheprovider -q -m "not slow" "${pytest_skip[@]}"
+  XENTCPP_SIMD=$target "$python" -m pytest ../tests ../docs ../README.md --pyargs xentcpp --doctest-modules \
+    -c ../pyproject.toml --rootdir .. -p no:cacheprovider -q -m "not slow" "${pytest_skip[@]}"
 done
 
-# The slow tests, once, on the default target: an 8.6 GB array of more than 2**31 elements
-# (about 10 GB of free memory and a minute).
+# The slow tests, once, on the default target: the SIMD targets compared in subprocesses (each test
+# forces its own), and an 8.6 GB array of more than 2**31 elements (about 10 GB of free memory and a minute).
 XENTCPP_TEST_HUGE=1 "$python" -m pytest ../tests -c ../pyproject.toml --rootdir .. -p no:cacheprovider -q -s -m slow
 

@@ -18,6 +18,11 @@ from xentcpp import _core
 
 TARGETS = [t for t in ("avx512", "avx2", "baseline") if _core.simd_target_supported(t)]
 
+# Slow: about 20 s of subprocesses (each imports xentcpp anew, which an editable install makes a CMake
+# check), the half of `pytest -m "not slow"`. Each test sets XENTCPP_SIMD in its own subprocesses, so
+# scripts/run_tests.sh runs them once, with the slow tests, rather than once per forced target.
+pytestmark = pytest.mark.slow
+
 # Shapes that take each kernel path: few classes (lanes own rows), one row per task, a row split
 # across threads (1 row of more than one chunk), and many long rows.
 PROGRAM = """

@@ -1,13 +1,16 @@
 """The examples of examples/, each run in a small configuration and checked against an independent result.
 
-They need the `examples` extra (scikit-learn, matplotlib), which scripts/run_tests.sh installs.
+train_digits.py and ce_vs_mse.py need the `examples` extra (scikit-learn, matplotlib), which
+scripts/run_tests.sh installs; without it their tests are skipped, and the others still run.
 """
 
 from __future__ import annotations
 
+import importlib
 import runpy
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -16,10 +19,25 @@ from scipy.special import logsumexp
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 sys.path.insert(0, str(EXAMPLES))  # the examples import their shared progress bar as a sibling module
 
-import ce_vs_mse  # noqa: E402
 import perplexity  # noqa: E402
-import train_digits  # noqa: E402
 from progress import Progress  # noqa: E402
+
+
+def _example(name: str, *needs: str) -> ModuleType:
+    """The example module `name`, or a skip when a package of the examples extra that it imports is missing."""
+    for package in needs:
+        pytest.importorskip(package, reason=f"examples/{name}.py needs the examples extra ({package})")
+    return importlib.import_module(name)
+
+
+@pytest.fixture
+def train_digits() -> ModuleType:
+    return _example("train_digits", "sklearn")
+
+
+@pytest.fixture
+def ce_vs_mse() -> ModuleType:
+    return _example("ce_vs_mse", "sklearn", "matplotlib")
 
 
 def test_progress_bar_draws_every_step(capsys):
@@ -34,7 +52,7 @@ def test_progress_bar_draws_every_step(capsys):
         Progress(0)
 
 
-def test_train_digits_matches_logistic_regression(capsys):
+def test_train_digits_matches_logistic_regression(capsys, train_digits):
     results = train_digits.main(["--epochs", "40"])
     reference = results["logistic_regression"]
     assert reference > 0.9  # sanity of the reference itself
@@ -45,7 +63,7 @@ def test_train_digits_matches_logistic_regression(capsys):
     assert err.count("\n") == 80 and "40/40 100%" in err  # a bar line per epoch and model
 
 
-def test_ce_vs_mse_sweep_against_closed_forms():
+def test_ce_vs_mse_sweep_against_closed_forms(ce_vs_mse):
     s = ce_vs_mse.sweep(classes=10, points=50)
     p = s["p"]
     np.testing.assert_allclose(s["ce"], -np.log(p), rtol=1e-12)
@@ -57,7 +75,7 @@ def test_ce_vs_mse_sweep_against_closed_forms():
     assert s["mse_grad"][0] < 0.01 < 1.0 < s["ce_grad"][0]
 
 
-def test_ce_vs_mse_gradient_matches_finite_differences(rng):
+def test_ce_vs_mse_gradient_matches_finite_differences(rng, ce_vs_mse):
     x = rng.standard_normal((3, 5))
     y = np.array([0, 4, 2])
     _, grad = ce_vs_mse.mse_value_and_grad(x, y)
@@ -70,7 +88,7 @@ def test_ce_vs_mse_gradient_matches_finite_differences(rng):
         assert grad[i, c] == pytest.approx(numeric, abs=1e-8)
 
 
-def test_ce_vs_mse_saves_plots_and_ce_trains_faster(tmp_path):
+def test_ce_vs_mse_saves_plots_and_ce_trains_faster(tmp_path, ce_vs_mse):
     results = ce_vs_mse.main(["--out", str(tmp_path), "--epochs", "15"])
     for path in results["paths"]:
         data = path.read_bytes()
@@ -118,7 +136,7 @@ def test_perplexity_synthetic_stream_is_chunking_independent(capsys):
     assert "300/300 100%" in capsys.readouterr().err
 
 
-def test_scripts_run_as_commands(tmp_path, monkeypatch, capsys):
+def test_scripts_run_as_commands(tmp_path, monkeypatch, capsys, ce_vs_mse):
     """Each script's __main__ path, as the README runs it."""
     monkeypatch.chdir(tmp_path)
     for script, args in [("perplexity.py", ["--tokens", "64", "--vocab", "50", "--chunk", "16"]),

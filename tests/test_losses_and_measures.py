@@ -190,16 +190,17 @@ def test_measures_of_subnormal_probabilities(dtype):
     # p log p and p log(p / q) with p or q below the smallest normal number: finite, as in float64
     # (the vector log once gave -inf for subnormals, so entropy was +inf and KL +inf).
     info = np.finfo(dtype)
+    eps = float(info.eps)  # a Python float: pytest.approx refuses a NumPy scalar tolerance (pytest >= 9.2)
     for tiny in (info.smallest_subnormal, info.smallest_subnormal * 999, info.tiny / 3):
         p = np.array([tiny, 1 - tiny] + [0.0] * 17, dtype)  # 19 classes: whole vectors and a tail
         want = -float(tiny) * np.log(float(tiny))
         # The product is subnormal too: it has only the absolute precision of the subnormals.
-        assert float(xc.entropy(p)) == pytest.approx(want, rel=4 * info.eps, abs=2 * float(info.smallest_subnormal))
+        assert float(xc.entropy(p)) == pytest.approx(want, rel=4 * eps, abs=2 * float(info.smallest_subnormal))
         half, q = np.zeros(19, dtype), np.zeros(19, dtype)
         half[0] = half[-1] = 0.5
         q[0], q[-1] = tiny, 1 - tiny
         want_kl = 0.5 * (np.log(0.5) - np.log(float(q[0]))) + 0.5 * (np.log(0.5) - np.log(float(q[-1])))
-        assert float(xc.kl_div(half, q)) == pytest.approx(want_kl, rel=8 * info.eps)
+        assert float(xc.kl_div(half, q)) == pytest.approx(want_kl, rel=8 * eps)
 
 
 def test_measure_edge_values():

@@ -53,6 +53,12 @@ def get_num_threads() -> int:
     int
         OpenMP's ``omp_get_max_threads()`` for the calling thread (1 in a build without OpenMP).
         Calls below 65 536 elements use one thread whatever it says.
+
+    Examples
+    --------
+    >>> import xentcpp as xc
+    >>> xc.get_num_threads() >= 1
+    True
     """
     return _core.get_num_threads()
 
@@ -74,6 +80,15 @@ def set_num_threads(n: int) -> None:
         ``n`` is not an integer.
     ValueError
         ``n`` is less than 1.
+
+    Examples
+    --------
+    >>> import xentcpp as xc
+    >>> previous = xc.get_num_threads()
+    >>> xc.set_num_threads(1)
+    >>> xc.get_num_threads()
+    1
+    >>> xc.set_num_threads(previous)
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"the number of threads must be an int, got {type(n).__name__}")
@@ -177,6 +192,13 @@ def show_config(mode: str = "stdout") -> dict[str, Any] | None:
     ------
     ValueError
         An unknown ``mode``.
+
+    Examples
+    --------
+    >>> import xentcpp as xc
+    >>> info = xc.show_config("dicts")
+    >>> info["simd"]["in_use"] == xc.simd_target()
+    True
     """
     if mode not in ("stdout", "dicts"):
         raise ValueError(f"mode must be 'stdout' or 'dicts', got {mode!r}")

@@ -60,6 +60,13 @@ def set_cache_limit(nbytes: int) -> int:
         ``nbytes`` is not an integer.
     ValueError
         ``nbytes`` is negative.
+
+    Examples
+    --------
+    >>> import xentcpp as xc
+    >>> previous = xc.set_cache_limit(0)  # keep no buffer from now on
+    >>> xc.set_cache_limit(previous)  # and back
+    0
     """
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)):
         raise TypeError(f"the cache limit must be an int number of bytes, got {type(nbytes).__name__}")

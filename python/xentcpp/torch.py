@@ -11,7 +11,7 @@ bfloat16 when that package is installed (``pip install ml_dtypes``), and otherwi
 copies of the input and the gradient, which give the same bits but cost more than the loss itself.
 Importable only when PyTorch is installed.
 
-Example (not a doctest: the package's doctests also run where PyTorch is not installed)::
+Example::
 
     import torch
     import xentcpp.torch as xt
@@ -176,6 +176,18 @@ def cross_entropy(
         :func:`xentcpp.cross_entropy` refuses (shapes, options).
     IndexError
         A class index outside ``[0, C)`` that is not ``ignore_index``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import xentcpp.torch as xt
+    >>> logits = torch.tensor([[2.0, 1.0, 0.1]], requires_grad=True)
+    >>> loss = xt.cross_entropy(logits, torch.tensor([0]))
+    >>> round(loss.item(), 4)
+    0.417
+    >>> loss.backward()
+    >>> logits.grad
+    tensor([[-0.3410,  0.2424,  0.0986]])
     """
     _check(input, target, weight)
     apply: Callable[..., torch.Tensor] = _CrossEntropy.apply  # untyped in torch's stubs
@@ -192,6 +204,14 @@ class CrossEntropyLoss(torch.nn.Module):
         Registered as a buffer, as PyTorch does.
     ignore_index, reduction, label_smoothing
         As :func:`cross_entropy`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import xentcpp.torch as xt
+    >>> criterion = xt.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0]), ignore_index=0)
+    >>> criterion(torch.zeros(3, 2), torch.tensor([1, 0, 1]))  # the label-0 row is ignored
+    tensor(0.6931)
     """
 
     weight: Optional[torch.Tensor]
@@ -203,5 +223,17 @@ class CrossEntropyLoss(torch.nn.Module):
         self.ignore_index, self.reduction, self.label_smoothing = ignore_index, reduction, label_smoothing
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """:func:`cross_entropy` of ``input`` and ``target`` with the stored options.
+
+        Parameters
+        ----------
+        input, target : torch.Tensor
+            As in :func:`cross_entropy`.
+
+        Returns
+        -------
+        torch.Tensor
+            As :func:`cross_entropy`.
+        """
         return cross_entropy(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
                              label_smoothing=self.label_smoothing)
