@@ -1,7 +1,7 @@
 """Loss and autograd gradient against torch.nn.functional.cross_entropy (skipped without torch).
 
-The documented deviations (t = 0 where x = -inf; zero gradient when the mean's denominator is 0)
-are avoided here and tested directly in test_values.py and test_gradients.py.
+The documented deviation (t = 0 where x = -inf adds 0) is avoided here and tested directly in
+test_values.py.
 """
 
 from __future__ import annotations

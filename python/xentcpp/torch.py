@@ -140,8 +140,8 @@ def cross_entropy(
     Same arguments and results as PyTorch's (but ``size_average`` and ``reduce``, deprecated there, are
     absent, and the options after ``weight`` are keyword-only): ``input`` of shape ``(C,)``, ``(N, C)``
     or ``(N, C, d1, ...)``; ``target`` class indices of ``input``'s shape without ``C``, or probabilities
-    of ``input``'s shape. The two documented deviations of xentcpp apply (a probability target of 0 on a
-    ``-inf`` logit adds 0, not ``nan``; a mean over zero total weight has a zero gradient).
+    of ``input``'s shape. xentcpp's documented deviation applies (a probability target of 0 on a ``-inf``
+    logit adds 0, not ``nan``).
 
     Parameters
     ----------
