@@ -72,4 +72,7 @@ A* writable_data_of(const std::optional<py::array>& array, const py::dtype& dtyp
 // Binds the functions of xentcpp/functions.hpp (functions.cpp in this folder).
 void bind_functions(py::module_& m);
 
+// Binds the functions of xentcpp/partials.hpp (partials.cpp in this folder).
+void bind_partials(py::module_& m);
+
 }  // namespace xentcpp::python

@@ -11,6 +11,12 @@ from ._cross_entropy import cross_entropy, cross_entropy_grad, cross_entropy_val
 from ._information import entropy, kl_div
 from ._memory import empty_cache, set_cache_limit
 from ._nll import nll_loss, nll_loss_grad
+from ._partials import (
+    cross_entropy_from_partials,
+    cross_entropy_grad_from_partials,
+    cross_entropy_partials,
+    merge_partials,
+)
 from ._softmax import log_softmax, logsumexp, softmax
 
 __all__ = [
@@ -18,7 +24,10 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_grad",
     "cross_entropy",
+    "cross_entropy_from_partials",
     "cross_entropy_grad",
+    "cross_entropy_grad_from_partials",
+    "cross_entropy_partials",
     "cross_entropy_value_and_grad",
     "empty_cache",
     "entropy",
@@ -26,6 +35,7 @@ __all__ = [
     "kl_div",
     "log_softmax",
     "logsumexp",
+    "merge_partials",
     "nll_loss",
     "nll_loss_grad",
     "set_cache_limit",

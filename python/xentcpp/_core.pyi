@@ -128,3 +128,70 @@ def bce_with_logits(
 
 def information(p: _Float, q: Optional[_Float] = None, *, out: _Float) -> None:
     """Per-row entropy of p (q None) or KL(p || q), in nats, into out."""
+
+# Cross-entropy from blocks of classes (csrc/python/partials.cpp; public in xentcpp._partials).
+partial_dtype: np.dtype[np.void]
+
+def row_partials(
+    input: _Float,
+    target: Union[npt.NDArray[np.int64], _Float],
+    *,
+    class_start: int,
+    classes: int,
+    weight: Optional[_Float] = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    softcap: float = 0.0,
+    row_mask: Optional[npt.NDArray[np.bool_]] = None,
+    out: npt.NDArray[np.void],
+) -> None:
+    """One record per row of a (rows, width) block of classes [class_start, class_start + width) into out."""
+
+def merge_partials(a: npt.NDArray[np.void], b: npt.NDArray[np.void], out: npt.NDArray[np.void]) -> None:
+    """out = the merge of the records a and b, row by row (out may be a or b)."""
+
+def loss_from_partials(
+    partials: npt.NDArray[np.void],
+    labels: Optional[npt.NDArray[np.int64]] = None,
+    *,
+    classes: int,
+    weight: Optional[npt.NDArray[np.float64]] = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    row_mask: Optional[npt.NDArray[np.bool_]] = None,
+    row_losses: Optional[npt.NDArray[np.float64]] = None,
+    row_z_losses: Optional[npt.NDArray[np.float64]] = None,
+) -> Tuple[float, float, float, float, float, float]:
+    """The sums (loss, z_loss, nll, smooth, weight, rows) of merged records; per-row losses when asked."""
+
+def count_targets(
+    labels: npt.NDArray[np.int64],
+    *,
+    classes: int,
+    weight: Optional[npt.NDArray[np.float64]] = None,
+    ignore_index: int = -100,
+    row_mask: Optional[npt.NDArray[np.bool_]] = None,
+) -> Tuple[float, float]:
+    """The mean's denominators (summed w[y], counted rows) of class-index targets; IndexError for a bad label."""
+
+def grad_from_partials(
+    input: _Float,
+    target: Union[npt.NDArray[np.int64], _Float],
+    partials: npt.NDArray[np.void],
+    *,
+    class_start: int,
+    classes: int,
+    weight: Optional[_Float] = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float = 0.0,
+    row_mask: Optional[npt.NDArray[np.bool_]] = None,
+    scale: float = 1.0,
+    z_scale: float = 1.0,
+    scale_rows: Optional[npt.NDArray[np.float64]] = None,
+    zero_weight_mean: bool = False,
+    grad: _Float,
+) -> None:
+    """The gradient of a block from the rows' merged records, into grad."""

@@ -14,7 +14,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -131,14 +131,7 @@ def prepare(
             f"(input's shape without axis {axis}) or probabilities of the input's shape {x.shape}"
         )
 
-    w = None
-    if weight is not None:
-        w = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
-        if w.dtype.kind not in "biuf" and not is_half(w.dtype):
-            raise TypeError(f"weight must be real numbers, got dtype {w.dtype}")
-        if w.shape != (classes,):
-            raise ValueError(f"weight must have shape ({classes},), one entry per class, got {w.shape}")
-        w = np.require(w, dtype=dtype, requirements=["C", "A"])
+    w = class_weights(weight, classes, dtype)
 
     check_reduction(reduction)
     label_smoothing = _real(label_smoothing, "label_smoothing")
@@ -177,6 +170,19 @@ def prepare(
         caller_input=x,
         caller_target=t,
     )
+
+
+def class_weights(weight: Any, classes: int, dtype: np.dtype) -> Optional[np.ndarray]:
+    """``weight`` (one real number per class, or None) as a C-contiguous array of ``dtype``; the core
+    checks that they are finite."""
+    if weight is None:
+        return None
+    w = weight if isinstance(weight, np.ndarray) else np.asarray(weight)
+    if w.dtype.kind not in "biuf" and not is_half(w.dtype):
+        raise TypeError(f"weight must be real numbers, got dtype {w.dtype}")
+    if w.shape != (classes,):
+        raise ValueError(f"weight must have shape ({classes},), one entry per class, got {w.shape}")
+    return np.require(w, dtype=dtype, requirements=["C", "A"])
 
 
 def _rows(a: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
@@ -279,19 +285,21 @@ def check_out(call: Call, out: Any) -> None:
         raise ValueError("out overlaps part of the input; pass out=input for an in-place gradient")
 
 
-_ROW_IN_MESSAGE = re.compile(r"target\[(\d+)\]")
+_ROW_IN_MESSAGE = re.compile(r"\b(target|partials)\[(\d+)\]")
+_E = TypeVar("_E", bound=Exception)
 
 
-def locate_label_error(err: IndexError, batch_shape: Tuple[int, ...]) -> IndexError:
-    """The core names the flat row of a bad label; name its index in the caller's target instead."""
+def locate_label_error(err: _E, batch_shape: Tuple[int, ...], offset: Sequence[int] = ()) -> _E:
+    """The core names the flat row of a bad label (``target[i]``) or record (``partials[i]``); name its index
+    in the caller's array instead: unravelled in ``batch_shape``, plus ``offset`` (where a block of rows
+    starts in a larger array, one entry per dimension)."""
     message = str(err)
-    if len(batch_shape) != 1:
-        match = _ROW_IN_MESSAGE.search(message)
-        if match:
-            where = np.unravel_index(int(match.group(1)), batch_shape)
-            index = ", ".join(str(int(i)) for i in where)
-            message = message.replace(match.group(0), f"target[{index}]" if batch_shape else "target")
-    return IndexError(message)
+    match = _ROW_IN_MESSAGE.search(message)
+    if match and (len(batch_shape) != 1 or any(offset)):
+        where = np.unravel_index(int(match.group(2)), batch_shape)
+        index = ", ".join(str(int(i) + (int(offset[k]) if offset else 0)) for k, i in enumerate(where))
+        message = message.replace(match.group(0), f"{match.group(1)}[{index}]" if batch_shape else match.group(1))
+    return type(err)(message)
 
 
 def float_array(x: Any, name: str) -> np.ndarray:
