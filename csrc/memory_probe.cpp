@@ -3,7 +3,7 @@
 
 
 #include "blocks.hpp"
-#include "simd/kernels.hpp"
+#include "simd/probes.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -40,10 +40,10 @@ void by_thread(std::int64_t bytes, const Part& part) {
 std::uint8_t read_probe(const void* data, std::int64_t bytes) {
     detail::require(bytes >= 0 && (data != nullptr || bytes == 0), "read_probe: bytes must be >= 0, data not null");
     const auto* p = static_cast<const unsigned char*>(data);
-    const auto& kernels = simd::kernels<float>();
+    const simd::BandwidthProbes& probes = simd::bandwidth_probes();
     unsigned result = 0;
     by_thread(bytes, [&](std::int64_t begin, std::int64_t end) {
-        const unsigned part = kernels.or_bytes(p + begin, end - begin);
+        const unsigned part = probes.or_bytes(p + begin, end - begin);
 #pragma omp atomic
         result |= part;
     });
@@ -58,8 +58,8 @@ void copy_probe(void* dst, const void* src, std::int64_t bytes) {
     const auto d0 = reinterpret_cast<std::uintptr_t>(dst), s0 = reinterpret_cast<std::uintptr_t>(src);
     const auto n = static_cast<std::uintptr_t>(bytes);
     detail::require(bytes == 0 || d0 + n <= s0 || s0 + n <= d0, "copy_probe: the buffers overlap");
-    const auto& kernels = simd::kernels<float>();
-    by_thread(bytes, [&](std::int64_t begin, std::int64_t end) { kernels.stream_bytes(d + begin, s + begin, end - begin); });
+    const simd::BandwidthProbes& probes = simd::bandwidth_probes();
+    by_thread(bytes, [&](std::int64_t begin, std::int64_t end) { probes.stream_bytes(d + begin, s + begin, end - begin); });
 }
 
 }  // namespace xentcpp

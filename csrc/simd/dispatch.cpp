@@ -4,16 +4,21 @@
 #include <string>
 
 #include "kernels.hpp"
+#include "probes.hpp"
 #include "xentcpp/xentcpp.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
 
-#define XENTCPP_DECLARE_TARGET(ns)               \
-    namespace xentcpp::simd::ns {                \
-    const Kernels<float>& float_kernels();       \
-    const Kernels<double>& double_kernels();     \
+// Each target's tables (csrc/simd/target/families.hpp, compiled in that target's namespace).
+#define XENTCPP_DECLARE_TARGET(ns)                       \
+    namespace xentcpp::simd::ns {                        \
+    const Kernels<float>& float_kernels();               \
+    const Kernels<double>& double_kernels();             \
+    const BandwidthProbes& bandwidth_probes();           \
+    template <typename T>                                \
+    const VectorMathHooks<T>& vector_math_hooks();       \
     }
 
 XENTCPP_DECLARE_TARGET(baseline)
@@ -107,35 +112,63 @@ Target active_target() {
     return target;
 }
 
-template <>
-const Kernels<float>& kernels_for<float>(Target target) {
-    switch (target) {
+// What `tables` returns for the target: the target's own namespace, for each target compiled in.
 #if defined(XENTCPP_HAVE_AVX512)
-        case Target::avx512: return avx512::float_kernels();
+#define XENTCPP_CASE_AVX512(expression) \
+    case Target::avx512: {              \
+        namespace ns = avx512;          \
+        return expression;              \
+    }
+#else
+#define XENTCPP_CASE_AVX512(expression)
 #endif
 #if defined(XENTCPP_HAVE_AVX2)
-        case Target::avx2: return avx2::float_kernels();
-#endif
-        default: return baseline::float_kernels();
+#define XENTCPP_CASE_AVX2(expression) \
+    case Target::avx2: {              \
+        namespace ns = avx2;          \
+        return expression;            \
     }
+#else
+#define XENTCPP_CASE_AVX2(expression)
+#endif
+#define XENTCPP_FOR_TARGET(target, expression) \
+    switch (target) {                          \
+        XENTCPP_CASE_AVX512(expression)        \
+        XENTCPP_CASE_AVX2(expression)          \
+        default: {                             \
+            namespace ns = baseline;           \
+            return expression;                 \
+        }                                      \
+    }
+
+template <>
+const Kernels<float>& kernels_for<float>(Target target) {
+    XENTCPP_FOR_TARGET(target, ns::float_kernels())
 }
 
 template <>
 const Kernels<double>& kernels_for<double>(Target target) {
-    switch (target) {
-#if defined(XENTCPP_HAVE_AVX512)
-        case Target::avx512: return avx512::double_kernels();
-#endif
-#if defined(XENTCPP_HAVE_AVX2)
-        case Target::avx2: return avx2::double_kernels();
-#endif
-        default: return baseline::double_kernels();
-    }
+    XENTCPP_FOR_TARGET(target, ns::double_kernels())
 }
+
+const BandwidthProbes& bandwidth_probes_for(Target target) { XENTCPP_FOR_TARGET(target, ns::bandwidth_probes()) }
+
+template <typename T>
+const VectorMathHooks<T>& vector_math_hooks_for(Target target) {
+    XENTCPP_FOR_TARGET(target, ns::vector_math_hooks<T>())
+}
+
+template const VectorMathHooks<float>& vector_math_hooks_for<float>(Target);
+template const VectorMathHooks<double>& vector_math_hooks_for<double>(Target);
 
 template <typename T>
 const Kernels<T>& kernels() {
     static const Kernels<T>& chosen = kernels_for<T>(active_target());
+    return chosen;
+}
+
+const BandwidthProbes& bandwidth_probes() {
+    static const BandwidthProbes& chosen = bandwidth_probes_for(active_target());
     return chosen;
 }
 

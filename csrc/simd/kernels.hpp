@@ -1,5 +1,7 @@
-// The table of SIMD kernels, filled once per process with the best target the CPU runs
-// (or the one XENTCPP_SIMD names), and the exact merge of partial row statistics.
+// The table of SIMD kernels, one per target (filled by name from the families of csrc/simd/target/),
+// the one in use chosen once per process (the best target the CPU runs, or the one XENTCPP_SIMD
+// names), and the types the kernels share with their callers: the exact merge of partial row
+// statistics among them.
 #pragma once
 
 #include <cmath>
@@ -195,23 +197,6 @@ struct Kernels {
     // sum_c p log p (0 log 0 = 0) and sum_c p log(p / q) (0 where p = 0; +inf where q = 0 < p).
     double (*sum_p_log_p)(const T* p, std::int64_t n);
     double (*sum_p_log_p_over_q)(const T* p, const T* q, std::int64_t n);
-
-    // Element-wise exp, log, expm1, log1p and tanh (for tests of the vector math), and exp_sum, the
-    // exp of the forward's sums (x <= 0).
-    void (*exp)(const T* x, std::int64_t n, T* out);
-    void (*log)(const T* x, std::int64_t n, T* out);
-    void (*expm1)(const T* x, std::int64_t n, T* out);
-    void (*log1p)(const T* x, std::int64_t n, T* out);
-    void (*log1p_excess)(const T* x, std::int64_t n, T* out);  // x >= 0: the sums' log1p (vector_math.hpp)
-    void (*tanh)(const T* x, std::int64_t n, T* out);
-    void (*exp_sum)(const T* x, std::int64_t n, T* out);
-
-    // The bitwise OR of the bytes p[0, n): a pass over memory with no arithmetic, several vectors in
-    // flight (the read of xentcpp::read_probe, the roofline the benchmark compares the kernels with).
-    std::uint8_t (*or_bytes)(const unsigned char* p, std::int64_t n);
-    // dst[0, n) = src[0, n) with streaming stores (no read for ownership), then a fence: the copy of
-    // xentcpp::copy_probe, as the kernels write large gradients.
-    void (*stream_bytes)(unsigned char* dst, const unsigned char* src, std::int64_t n);
 
     // Of the labels[0, n): how many are not `ignore` (counted) and how many of those lie outside
     // [0, classes) (bad). The unweighted label pass (labels.hpp).

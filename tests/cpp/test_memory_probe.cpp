@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "simd/kernels.hpp"
+#include "simd/probes.hpp"
 #include "xentcpp/memory_probe.hpp"
 
 #ifdef _OPENMP
@@ -30,7 +30,7 @@ TEST(MemoryProbe, OrBytesSeesEveryByteOnEveryTarget) {
     std::vector<unsigned char> bytes(2048 + 64, 0);
     for (const Target t : {Target::avx512, Target::avx2, Target::baseline}) {
         if (!xentcpp::simd::target_supported(t)) continue;
-        const auto& k = xentcpp::simd::kernels_for<float>(t);
+        const auto& k = xentcpp::simd::bandwidth_probes_for(t);
         for (std::size_t offset : {0u, 1u, 7u, 16u, 63u}) {
             for (std::size_t n : {0u, 1u, 31u, 32u, 33u, 127u, 128u, 129u, 511u, 512u, 1000u, 2048u}) {
                 for (std::size_t at = 0; at < n; at += (n < 200 ? 1 : 37)) {
@@ -56,7 +56,7 @@ TEST(MemoryProbe, StreamBytesCopiesEveryByteOnEveryTarget) {
     for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<unsigned char>(i * 7 + 1);
     for (const Target t : {Target::avx512, Target::avx2, Target::baseline}) {
         if (!xentcpp::simd::target_supported(t)) continue;
-        const auto& k = xentcpp::simd::kernels_for<float>(t);
+        const auto& k = xentcpp::simd::bandwidth_probes_for(t);
         for (std::size_t to : {0u, 1u, 13u, 64u}) {
             for (std::size_t n : {0u, 1u, 15u, 16u, 63u, 64u, 65u, 200u, 4096u}) {
                 std::fill(dst.begin(), dst.end(), 0);
