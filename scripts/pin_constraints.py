@@ -28,9 +28,8 @@ else:  # pragma: no cover - the maintainers' tool runs on the test command's Pyt
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "xentcpp"
-# Tools the test command runs or installs that no extra names: CMake and Ninja (the C++ build), and
-# dask/distributed (the peers of the Dask tests).
-EXTRA_ROOTS = ["cmake", "ninja", "dask", "distributed"]
+# Tools the test command runs or installs that no extra names: CMake and Ninja (the C++ build).
+EXTRA_ROOTS = ["cmake", "ninja"]
 # The installers themselves stay as the environment has them (pip-tools calls them unsafe to pin): a pin
 # would make pip replace the setuptools or pip it is running with, and a venv's seeded copies differ from
 # the base interpreter's.
