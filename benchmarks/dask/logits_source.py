@@ -1,0 +1,57 @@
+"""Deterministic logits and labels for the Dask benchmark, made block by block at about the speed of a copy,
+the same in the Dask graph (this module is sent to the workers) and in the plain loop.
+
+Element ``(i, c)`` of the logits is ``table[(i * STEP + c) % PERIOD]``, a fixed table of normal numbers
+(times 3, as trained logits spread): a function of the position alone, so any block of any chunking
+holds the same values, and a block is one strided copy of a window of the table (extended past PERIOD so
+that no window wraps), whatever the whole array's size (a 200 000 x 32 000 float32 array, 25.6 GB, never
+exists at once).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+__all__ = ["block", "labels", "labels_block", "logits_block"]
+
+PERIOD = 1 << 23  # 32 MiB of float32
+EXTRA = 1 << 22  # the table runs on this far past PERIOD: a block's window may span up to this many entries
+STEP = 1013  # a row's shift along the table: rows differ, windows overlap (the table stays in cache)
+
+
+@functools.lru_cache(maxsize=1)
+def table() -> np.ndarray:
+    """The table, made once per process."""
+    values = np.random.default_rng(20261123).standard_normal(PERIOD, dtype=np.float32) * np.float32(3)
+    return np.concatenate([values, values[:EXTRA]])
+
+
+def block(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """The logits of rows [r0, r1) and classes [c0, c1): a new C-contiguous float32 array."""
+    rows, width = r1 - r0, c1 - c0
+    span = (rows - 1) * STEP + width
+    if span > EXTRA:
+        raise ValueError(f"a block of {rows} x {width} spans {span} table entries, more than {EXTRA}: use fewer rows")
+    t = table()
+    offset = (r0 * STEP + c0) % PERIOD
+    return np.array(as_strided(t[offset:], shape=(rows, width), strides=(STEP * t.itemsize, t.itemsize)))
+
+
+def labels(r0: int, r1: int, classes: int) -> np.ndarray:
+    """The class indices of rows [r0, r1)."""
+    return (np.arange(r0, r1, dtype=np.int64) * 7919 + 13) % classes
+
+
+def logits_block(block_info: Any = None) -> np.ndarray:
+    """``block`` at the position Dask asks for (a map_blocks function without inputs)."""
+    (r0, r1), (c0, c1) = block_info[None]["array-location"]
+    return block(r0, r1, c0, c1)
+
+
+def labels_block(classes: int, block_info: Any = None) -> np.ndarray:
+    (r0, r1), = block_info[None]["array-location"]
+    return labels(r0, r1, classes)
