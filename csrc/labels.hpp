@@ -19,18 +19,18 @@ struct Counted {
     double rows = 0.0;
 };
 
-// In fixed blocks of rows (in parallel, summed in block order, so the sums do not depend on the
+// In fixed tiles of rows (in parallel, summed in tile order, so the sums do not depend on the
 // threads); a bad label is reported for the first bad row: std::out_of_range. Rows whose `row_mask`
 // entry is 0 (when it is given) count as ignored: their labels are not read.
 template <typename W>
 Counted count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t classes, std::int64_t ignore_index,
                      const W* weight, const std::uint8_t* row_mask = nullptr) {
-    constexpr std::int64_t kLabelBlock = std::int64_t{1} << 16;
-    const std::int64_t blocks = (rows + kLabelBlock - 1) / kLabelBlock;
-    std::vector<Counted> sums(static_cast<std::size_t>(blocks));
-    std::vector<std::int64_t> first_bad(static_cast<std::size_t>(blocks), -1);
-    const auto count_block = [&](std::int64_t b) {
-        const std::int64_t begin = b * kLabelBlock, end = std::min(rows, (b + 1) * kLabelBlock);
+    constexpr std::int64_t kLabelTile = std::int64_t{1} << 16;
+    const std::int64_t tiles = (rows + kLabelTile - 1) / kLabelTile;
+    std::vector<Counted> sums(static_cast<std::size_t>(tiles));
+    std::vector<std::int64_t> first_bad(static_cast<std::size_t>(tiles), -1);
+    const auto count_tile = [&](std::int64_t b) {
+        const std::int64_t begin = b * kLabelTile, end = std::min(rows, (b + 1) * kLabelTile);
         const auto in_range = [&](std::int64_t y) {
             return static_cast<std::uint64_t>(y) < static_cast<std::uint64_t>(classes);
         };
@@ -69,14 +69,14 @@ Counted count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t
         sums[static_cast<std::size_t>(b)] = {weight || row_mask ? (partial[0] + partial[1]) + (partial[2] + partial[3]) : n, n};
     };
     install_fork_guard();
-    if (blocks == 1) {  // no serial region: it costs about a microsecond
-        count_block(0);
+    if (tiles == 1) {  // no serial region: it costs about a microsecond
+        count_tile(0);
     } else {
 #pragma omp parallel for schedule(static)
-        for (std::int64_t b = 0; b < blocks; ++b) count_block(b);
+        for (std::int64_t b = 0; b < tiles; ++b) count_tile(b);
     }
     Counted total;
-    for (std::int64_t b = 0; b < blocks; ++b) {
+    for (std::int64_t b = 0; b < tiles; ++b) {
         const std::int64_t i = first_bad[static_cast<std::size_t>(b)];
         if (i >= 0) {
             throw std::out_of_range("target[" + std::to_string(i) + "] = " + std::to_string(labels[i]) +

@@ -1,12 +1,12 @@
-// Cross-entropy from blocks of classes (xentcpp/partials.hpp), on the row kernels of the whole-row
+// Cross-entropy from shards of classes (xentcpp/partials.hpp), on the row kernels of the whole-row
 // path (row_kernels.hpp), so that a merged row has the same formula and precision:
 //
-// 1. row_partials: per row, the block's SpanStats from one read (detail::chunk_stats, as for a chunk
-//    of a long row) and x_y when the target falls in the block. Labels are checked first.
+// 1. row_partials: per row, the shard's SpanStats from one read (detail::chunk_stats, as for a chunk
+//    of a long row) and x_y when the target falls in the shard. Labels are checked first.
 // 2. merge_partials: simd::merge, the join of two chunks of one row, on the records.
 // 3. loss_from_partials: detail::logits_row_loss of each merged record; sums in double per fixed
-//    block of rows, the blocks added in order (results do not depend on the threads).
-// 4. grad_from_partials: detail::logits_chunk_grad of the block from the row's merged record, the
+//    tile of rows, the tiles added in order (results do not depend on the threads).
+// 4. grad_from_partials: detail::logits_chunk_grad of the shard from the row's merged record, the
 //    target's entry from detail::target_grad (in double).
 #include "xentcpp/partials.hpp"
 
@@ -16,10 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "blocks.hpp"
+#include "checks.hpp"
 #include "labels.hpp"
 #include "row_kernels.hpp"
 #include "simd/kernels.hpp"
+#include "sweep.hpp"
 
 namespace xentcpp {
 namespace {
@@ -27,8 +28,8 @@ namespace {
 using detail::require;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-// What a row of records costs next to a row of logits, for the sweep's blocks: records are cheap (a
-// log1p each), so blocks of 4 096 rows, and threads from 8 192 rows on.
+// What a row of records costs next to a row of logits, for the sweep's tiles: records are cheap (a
+// log1p each), so tiles of 4 096 rows, and threads from 8 192 rows on.
 constexpr std::int64_t kRecordCost = 8;
 
 RowPartial empty_record(std::int64_t width) { return RowPartial{-kInf, 0.0, 0.0, 0.0, 0.0, 0.0, width, 0}; }
@@ -78,19 +79,19 @@ void check_options(const PartialOptions<T>& options, std::int64_t classes) {
 // Checks sizes and options, then every label (std::out_of_range for the first bad row), before
 // anything is written.
 template <typename T>
-void check_block(const ClassBlock<T>& block, const PartialOptions<T>& options) {
-    require(block.logits != nullptr, "logits is null");
-    require(block.rows >= 0, "rows must be >= 0");
-    check_options(options, block.classes);
-    require(block.width >= 1, "width must be >= 1 (the block holds no class)");
-    require(block.class_start >= 0 && block.width <= block.classes - block.class_start,
-            "the block's classes [class_start, class_start + width) must lie in [0, classes)");
-    require(block.rows <= std::numeric_limits<std::int64_t>::max() / block.width,
+void check_shard(const ClassShard<T>& shard, const PartialOptions<T>& options) {
+    require(shard.logits != nullptr, "logits is null");
+    require(shard.rows >= 0, "rows must be >= 0");
+    check_options(options, shard.classes);
+    require(shard.width >= 1, "width must be >= 1 (the shard holds no class)");
+    require(shard.class_start >= 0 && shard.width <= shard.classes - shard.class_start,
+            "the shard's classes [class_start, class_start + width) must lie in [0, classes)");
+    require(shard.rows <= std::numeric_limits<std::int64_t>::max() / shard.width,
             "rows * width overflows a 64-bit index");
-    require((block.labels != nullptr) != (block.probs != nullptr), "exactly one of labels and probs must be given");
-    if (block.labels) {
-        detail::count_labels(block.labels, block.rows, block.classes, options.ignore_index, options.weight,
-                             block.row_mask);
+    require((shard.labels != nullptr) != (shard.probs != nullptr), "exactly one of labels and probs must be given");
+    if (shard.labels) {
+        detail::count_labels(shard.labels, shard.rows, shard.classes, options.ignore_index, options.weight,
+                             shard.row_mask);
     }
 }
 
@@ -110,7 +111,7 @@ void check_coverage(const RowPartial* partials, std::int64_t rows, std::int64_t 
                 "xentcpp: partials[" + std::to_string(i) + "] cover " + std::to_string(p.classes) + " of the " +
                 std::to_string(classes) + " classes" +
                 (labels ? " and the target class " + std::to_string(p.targets) + " times" : std::string()) +
-                ": merge the partials of every block of classes, each block once");
+                ": merge the partials of every shard of the classes, each once");
         }
     }
 }
@@ -134,31 +135,31 @@ T over_zero(T v, bool nan) {
 }  // namespace
 
 template <typename T>
-void row_partials(const ClassBlock<T>& block, const PartialOptions<T>& options, RowPartial* out) {
-    check_block(block, options);
+void row_partials(const ClassShard<T>& shard, const PartialOptions<T>& options, RowPartial* out) {
+    check_shard(shard, options);
     require(out != nullptr, "out is null");
     const simd::Kernels<T>& kernels = simd::kernels<T>();
-    const detail::RowSpec<T> spec = spec_of(block.classes, options);
-    const std::int64_t n = block.width, begin = block.class_start;
+    const detail::RowSpec<T> spec = spec_of(shard.classes, options);
+    const std::int64_t n = shard.width, begin = shard.class_start;
     const auto cap = static_cast<T>(options.softcap);
     const auto row = [&](std::int64_t i) {
-        if (!counts(i, block.labels, block.row_mask, options.ignore_index)) return empty_record(n);
-        const T* x = block.logits + i * n;
+        if (!counts(i, shard.labels, shard.row_mask, options.ignore_index)) return empty_record(n);
+        const T* x = shard.logits + i * n;
         if (cap != T(0)) {
             T* capped = scratch<T>(0, n);
             kernels.softcap(x, n, cap, capped);
             x = capped;
         }
-        const T* t = block.probs ? block.probs + i * n : nullptr;
+        const T* t = shard.probs ? shard.probs + i * n : nullptr;
         RowPartial record = record_of(detail::chunk_stats(kernels, spec, x, t, begin, n), n);
-        const std::int64_t y = block.labels ? block.labels[i] : -1;
+        const std::int64_t y = shard.labels ? shard.labels[i] : -1;
         if (y >= begin && y < begin + n) {
             record.target_logit = static_cast<double>(x[y - begin]);
             record.targets = 1;
         }
         return record;
     };
-    detail::sweep_blocks<int>(block.rows, n, false, [&](std::int64_t lo, std::int64_t hi) {
+    detail::sweep_tiles<int>(shard.rows, n, false, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t i = lo; i < hi; ++i) out[i] = row(i);
         return 0;
     });
@@ -231,7 +232,7 @@ PartialSums loss_from_partials(const RowPartial* partials, std::int64_t rows, st
         if (row_z_losses) row_z_losses[i] = sums.z_loss;
         return sums;
     };
-    PartialSums total = detail::sweep_blocks<PartialSums>(rows, kRecordCost, false, [&](std::int64_t lo, std::int64_t hi) {
+    PartialSums total = detail::sweep_tiles<PartialSums>(rows, kRecordCost, false, [&](std::int64_t lo, std::int64_t hi) {
         PartialSums sum;
         for (std::int64_t i = lo; i < hi; ++i) sum = sum + row(i);
         return sum;
@@ -242,19 +243,19 @@ PartialSums loss_from_partials(const RowPartial* partials, std::int64_t rows, st
 }
 
 template <typename T>
-void grad_from_partials(const ClassBlock<T>& block, const RowPartial* partials, const PartialOptions<T>& options,
+void grad_from_partials(const ClassShard<T>& shard, const RowPartial* partials, const PartialOptions<T>& options,
                         const PartialScales& scales, T* grad) {
-    check_block(block, options);
+    check_shard(shard, options);
     require(grad != nullptr, "grad is null");
-    require(partials != nullptr || block.rows == 0, "partials is null");
-    check_coverage(partials, block.rows, block.classes, block.labels, block.row_mask, options.ignore_index);
+    require(partials != nullptr || shard.rows == 0, "partials is null");
+    check_coverage(partials, shard.rows, shard.classes, shard.labels, shard.row_mask, options.ignore_index);
     const simd::Kernels<T>& kernels = simd::kernels<T>();
-    const detail::RowSpec<T> spec = spec_of(block.classes, options);
-    const std::int64_t n = block.width, begin = block.class_start;
+    const detail::RowSpec<T> spec = spec_of(shard.classes, options);
+    const std::int64_t n = shard.width, begin = shard.class_start;
     const auto cap = static_cast<T>(options.softcap);
     const auto row = [&](std::int64_t i) {
         T* g = grad + i * n;
-        if (!counts(i, block.labels, block.row_mask, options.ignore_index)) {
+        if (!counts(i, shard.labels, shard.row_mask, options.ignore_index)) {
             std::memset(static_cast<void*>(g), 0, static_cast<std::size_t>(n) * sizeof(T));
             return;
         }
@@ -265,10 +266,10 @@ void grad_from_partials(const ClassBlock<T>& block, const RowPartial* partials, 
         const double scale = scales.scale_rows ? scales.scale_rows[i] : scales.scale;
         const double z_scale = scales.scale_rows ? scales.scale_rows[i] : scales.z_scale;
         const double p_extra = options.z_loss != 0.0 && z_scale != 0.0 ? 2.0 * options.z_loss * lse * z_scale : 0.0;
-        const std::int64_t y = block.labels ? block.labels[i] : -1;
+        const std::int64_t y = shard.labels ? shard.labels[i] : -1;
         const T x_y = static_cast<T>(p.target_logit);
         const double target = y >= begin && y < begin + n ? detail::target_grad(spec, stats, x_y, y, scale, p_extra) : 0.0;
-        const T* x = block.logits + i * n;
+        const T* x = shard.logits + i * n;
         T* out = g;
         if (cap != T(0)) {  // the capped logits staged (read before g, which may be x, is written)
             T* capped = scratch<T>(0, n);
@@ -276,23 +277,24 @@ void grad_from_partials(const ClassBlock<T>& block, const RowPartial* partials, 
             x = capped;
             out = scratch<T>(1, n);
         }
-        const T* t = block.probs ? block.probs + i * n : nullptr;
-        detail::logits_chunk_grad(kernels, spec, stats, log_sum, x, t, y, target, scale, p_extra, begin, n, out, false);
+        const T* t = shard.probs ? shard.probs + i * n : nullptr;
+        const detail::RowGradient<T> gradient{&spec, stats, log_sum, y, target, scale, p_extra};
+        detail::logits_chunk_grad(kernels, gradient, x, t, begin, n, out, false);
         if (cap != T(0)) kernels.softcap_grad(out, x, n, cap, g);
         if (scales.zero_weight_mean && y >= 0) {
             const bool all_nan = options.label_smoothing != 0.0 || (options.weight && options.weight[y] == T(0));
             for (std::int64_t c = 0; c < n; ++c) g[c] = over_zero(g[c], all_nan || begin + c == y);
         }
     };
-    detail::sweep_blocks<int>(block.rows, n, false, [&](std::int64_t lo, std::int64_t hi) {
+    detail::sweep_tiles<int>(shard.rows, n, false, [&](std::int64_t lo, std::int64_t hi) {
         for (std::int64_t i = lo; i < hi; ++i) row(i);
         return 0;
     });
 }
 
 #define XENTCPP_INSTANTIATE_PARTIALS(T)                                                                      \
-    template void row_partials<T>(const ClassBlock<T>&, const PartialOptions<T>&, RowPartial*);              \
-    template void grad_from_partials<T>(const ClassBlock<T>&, const RowPartial*, const PartialOptions<T>&, \
+    template void row_partials<T>(const ClassShard<T>&, const PartialOptions<T>&, RowPartial*);              \
+    template void grad_from_partials<T>(const ClassShard<T>&, const RowPartial*, const PartialOptions<T>&, \
                                         const PartialScales&, T*);
 
 XENTCPP_INSTANTIATE_PARTIALS(float)

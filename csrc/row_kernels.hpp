@@ -47,9 +47,14 @@ template <typename T>
 simd::SpanStats<T> chunk_stats(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const T* x, const T* t,
                                std::int64_t begin, std::int64_t len, T* exp_out = nullptr, T* maxima = nullptr,
                                const simd::ScaledGrad<T>* pending = nullptr) {
-    const bool with_dot = t != nullptr || spec.smoothing != 0.0;
-    return kernels.stats(x, len, spec.weight ? spec.weight + begin : nullptr, t, 1.0 - spec.smoothing,
-                         spec.smooth_coef(), with_dot, exp_out, maxima, pending);
+    simd::StatsRequest<T> request;
+    request.v = {spec.weight ? spec.weight + begin : nullptr, t, static_cast<T>(1.0 - spec.smoothing),
+                 static_cast<T>(spec.smooth_coef())};
+    request.with_dot = t != nullptr || spec.smoothing != 0.0;
+    request.exps = exp_out;
+    request.maxima = maxima;
+    request.pending = pending;
+    return kernels.stats(x, len, request);
 }
 
 // Row loss from its statistics; y < 0 means a probability target, else x_y is the logit at y.
@@ -89,46 +94,61 @@ double target_grad(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, T x_
     return grad;
 }
 
-// Gradient of a chunk [begin, begin + len) of the row into out (the chunk's first element); x and t
-// point at the chunk. `scale` is the row's upstream factor, and `p_extra` adds to the softmax's
-// coefficient (the z-loss term); for an index target y, the entry at y is `target` (target_grad).
-// With `stored` (exp_out and maxima of chunk_stats for this chunk), the softmax comes from them
-// instead of a second exp per element; and with `defer` too, the gradient is not written but
-// described there, for the next row's chunk_stats to write (returns true then).
+// The scratch where chunk_stats keeps a chunk's exponentials and block maxima (exp_out and maxima),
+// for its gradient.
 template <typename T>
 struct Stored {
-    const T* exps = nullptr;
-    const T* maxima = nullptr;
+    T* exps = nullptr;
+    T* maxima = nullptr;
 };
 
+// What the gradient of every chunk of a row shares: its statistics and the factors of its terms.
+// Probability target: grad = scale (p sum_c w t' - w t'); class index y: grad = scale (p (nll_coef +
+// smooth_coef W) - smooth_coef w), with `target` (target_grad) at y. p_extra adds to the softmax's
+// coefficient (the z-loss term).
 template <typename T>
-bool logits_chunk_grad(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const simd::SpanStats<T>& stats,
-                       double row_log_sum, const T* x, const T* t, std::int64_t y, double target, double scale,
-                       double p_extra, std::int64_t begin, std::int64_t len, T* out, bool stream, Stored<T> stored = {},
+struct RowGradient {
+    const RowSpec<T>* spec = nullptr;
+    simd::SpanStats<T> stats;
+    double log_sum = 0.0;  // stats.log_sum()
+    std::int64_t y = -1;   // the class index, or -1 for a probability target
+    double target = 0.0;   // the entry at y
+    double scale = 0.0;
+    double p_extra = 0.0;
+
+    // The coefficients of the chunk [begin, begin + len), whose probability targets are t.
+    simd::GradTerms<T> terms(std::int64_t begin, std::int64_t len, const T* t) const {
+        const double nll_coef = y < 0 ? 0.0 : (1.0 - spec->smoothing) * spec->w(y);
+        simd::GradTerms<T> out;
+        out.p_coef = static_cast<T>(
+            (y < 0 ? scale * stats.mass : scale * (nll_coef + spec->smooth_coef() * spec->weight_total)) + p_extra);
+        out.v_coef = static_cast<T>(y < 0 ? scale : scale * spec->smooth_coef());
+        out.v = {spec->weight ? spec->weight + begin : nullptr, y < 0 ? t : nullptr,
+                 static_cast<T>(y < 0 ? 1.0 - spec->smoothing : 1.0), static_cast<T>(y < 0 ? spec->smooth_coef() : 0.0)};
+        out.target_at = y >= begin && y < begin + len ? y - begin : -1;
+        out.target_grad = target;
+        return out;
+    }
+};
+
+// Gradient of the chunk [begin, begin + len) of a row into out (the chunk's first element); x and t
+// point at the chunk. With `stored` (what chunk_stats kept for this chunk), the softmax comes from
+// the kept exponentials instead of a second exp per element; and with `defer` too, the gradient is
+// not written but described there, for the next row's chunk_stats to write (returns true then).
+template <typename T>
+bool logits_chunk_grad(const simd::Kernels<T>& kernels, const RowGradient<T>& row, const T* x, const T* t,
+                       std::int64_t begin, std::int64_t len, T* out, bool stream, Stored<T> stored = {},
                        simd::ScaledGrad<T>* defer = nullptr) {
-    const T* w = spec.weight ? spec.weight + begin : nullptr;
-    if (stats.max == -std::numeric_limits<T>::infinity()) {
+    if (row.stats.max == -std::numeric_limits<T>::infinity()) {
         fill(out, len, std::numeric_limits<T>::quiet_NaN());
         return false;
     }
-    const T log_sum = static_cast<T>(row_log_sum);
-    // Probability target: grad = scale * (p * sum_c w t' - w t'); class index:
-    // grad = scale * (p * (nll_coef + smooth_coef W) - smooth_coef w), and `target` at y.
-    const double nll_coef = y < 0 ? 0.0 : (1.0 - spec.smoothing) * spec.w(y);
-    const T p_coef = static_cast<T>(
-        (y < 0 ? scale * stats.mass : scale * (nll_coef + spec.smooth_coef() * spec.weight_total)) + p_extra);
-    const T* probs = y < 0 ? t : nullptr;
-    const T keep = static_cast<T>(y < 0 ? 1.0 - spec.smoothing : 1.0);
-    const T spread = static_cast<T>(y < 0 ? spec.smooth_coef() : 0.0);
-    const T v_coef = static_cast<T>(y < 0 ? scale : scale * spec.smooth_coef());
-    const std::int64_t target_at = y >= begin && y < begin + len ? y - begin : -1;
+    const simd::GradTerms<T> terms = row.terms(begin, len, t);
     if (!stored.exps) {
-        kernels.softmax_grad(x, len, stats.max, log_sum, p_coef, w, probs, keep, spread, v_coef, out, stream, target_at,
-                             target);
+        kernels.softmax_grad({x, len, row.stats.max, static_cast<T>(row.log_sum), terms, out, stream});
         return false;
     }
-    const simd::ScaledGrad<T> grad{stored.exps, stored.maxima, len,    stats.max, stats.sum(), p_coef,    w,     probs,
-                                   keep,        spread,        v_coef, out,       stream,      target_at, target};
+    const simd::ScaledGrad<T> grad{stored.exps, stored.maxima, len, row.stats.max, row.stats.sum(), terms, out, stream};
     if (defer) {
         *defer = grad;
         return true;

@@ -308,7 +308,7 @@ def test_core_refuses_misaligned_arrays():
     # The Python layer copies them; the binding itself never lets the kernels read one.
     with pytest.raises(ValueError, match="aligned"):
         _core.cross_entropy(_misaligned(_x()), _y())
-    assert _core.fast(_misaligned(_x()), _y(), 0, "mean", -100, 0.0, 1.0, None) is None
+    assert _core.fast(_misaligned(_x()), _y(), _core.Want.loss, "mean", -100, 0.0, 1.0, None) is None
 
 
 # ---- empty batches: PyTorch's results ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Cross-entropy from blocks of classes (xentcpp.cross_entropy_partials, merge_partials,
+"""Cross-entropy from shards of classes (xentcpp.cross_entropy_partials, merge_partials,
 cross_entropy_from_partials, cross_entropy_grad_from_partials): any split of the class axis, merged in
 any order and grouping, gives the loss and gradient of the whole rows, against the float64 reference
 and the in-memory functions; and the errors say which row."""
@@ -22,18 +22,18 @@ CASES = {
     "softcap": (dict(softcap=5.0), {}),
     "probabilities": (dict(label_smoothing=0.2), dict(target="prob", weighted=True)),
 }
-SPLITS = {"one block": lambda c: [0, c], "one class each": lambda c: list(range(c + 1)),
+SPLITS = {"one shard": lambda c: [0, c], "one class each": lambda c: list(range(c + 1)),
           "ragged": lambda c: [0, 3, 4, 11, c]}
 
 
-def blocks(x, t, cuts, weight=None, **options):
-    """The records of each block [cuts[k], cuts[k + 1]) of the last axis."""
+def shards(x, t, cuts, weight=None, **options):
+    """The records of each shard [cuts[k], cuts[k + 1]) of the last axis."""
     c = x.shape[-1]
     prob = t.shape == x.shape
-    block_options = {k: v for k, v in options.items() if k in ("ignore_index", "label_smoothing", "softcap", "where")}
+    shard_options = {k: v for k, v in options.items() if k in ("ignore_index", "label_smoothing", "softcap", "where")}
     return [
         xc.cross_entropy_partials(
-            x[..., a:b], t[..., a:b] if prob else t, class_start=a, num_classes=c, weight=weight, **block_options
+            x[..., a:b], t[..., a:b] if prob else t, class_start=a, num_classes=c, weight=weight, **shard_options
         )
         for a, b in zip(cuts[:-1], cuts[1:])
     ]
@@ -58,7 +58,7 @@ def test_any_split_gives_the_whole_rows_loss_and_gradient(rng, dtype, case, spli
     x, t, weight = make_problem(rng, (4, 3, 13), dtype=dtype, **build)
     x0, t0 = x.copy(), t.copy()
     cuts = SPLITS[split](13)
-    merged = fold(blocks(x, t, cuts, weight, **options))
+    merged = fold(shards(x, t, cuts, weight, **options))
     target = None if t.shape == x.shape else t
     assert merged.shape == (4, 3)
     for reduction in REDUCTIONS:
@@ -91,10 +91,10 @@ def test_the_gradient_matches_finite_differences_of_the_loss_from_partials(rng):
     options = dict(label_smoothing=0.1, z_loss=1e-2)
 
     def loss(z):
-        return xc.cross_entropy_from_partials(fold(blocks(z, t, [0, 2, 7], weight, **options)), t, num_classes=7,
+        return xc.cross_entropy_from_partials(fold(shards(z, t, [0, 2, 7], weight, **options)), t, num_classes=7,
                                               weight=weight, **options)
 
-    merged = fold(blocks(x, t, [0, 2, 7], weight, **options))
+    merged = fold(shards(x, t, [0, 2, 7], weight, **options))
     g = np.concatenate([
         xc.cross_entropy_grad_from_partials(x[:, a:b], t, merged, class_start=a, num_classes=7, weight=weight,
                                             **options)
@@ -113,7 +113,7 @@ def test_the_gradient_matches_finite_differences_of_the_loss_from_partials(rng):
 
 @st.composite
 def splits_and_trees(draw):
-    """A class count, cut points and a merge tree over the blocks (pairs merged in a drawn order)."""
+    """A class count, cut points and a merge tree over the shards (pairs merged in a drawn order)."""
     classes = draw(st.integers(1, 40))
     inner = draw(st.lists(st.integers(1, classes - 1), unique=True, max_size=8)) if classes > 1 else []
     cuts = [0, *sorted(inner), classes]
@@ -126,9 +126,9 @@ def test_merges_in_any_order_and_grouping_agree(drawn, seed):
     classes, cuts, picks, swap = drawn
     rng = np.random.default_rng(seed)
     x, t, weight = make_problem(rng, (5, classes), dtype=np.float32, weighted=True)
-    parts = blocks(x, t, cuts, weight, label_smoothing=0.1)
+    parts = shards(x, t, cuts, weight, label_smoothing=0.1)
     pool = list(parts)
-    for pick in picks:  # merge two blocks chosen by the draw, either way round, until one is left
+    for pick in picks:  # merge two shards chosen by the draw, either way round, until one is left
         a = pool.pop(pick % len(pool))
         b = pool.pop(pick % len(pool))
         pool.append(xc.merge_partials(b, a) if swap else xc.merge_partials(a, b))
@@ -147,13 +147,13 @@ def test_a_confident_row_keeps_full_relative_precision():
     x[0, 17] = 0.0
     want = np.log1p(39 * np.exp(-45.0))  # 1.1e-18: 1 + r is 1 in float64
     for cuts in ([0, 40], list(range(41)), [0, 17, 18, 40]):
-        got = xc.cross_entropy_from_partials(fold(blocks(x, np.array([17]), cuts)), [17], num_classes=40)
+        got = xc.cross_entropy_from_partials(fold(shards(x, np.array([17]), cuts)), [17], num_classes=40)
         assert got == pytest.approx(want, rel=1e-13)
 
 
 def test_half_precision_blocks_are_computed_in_float32(rng):
     x, t, _ = make_problem(rng, (6, 9), dtype=np.float16)
-    merged = fold(blocks(x, t, [0, 4, 9]))
+    merged = fold(shards(x, t, [0, 4, 9]))
     got = xc.cross_entropy_from_partials(merged, t, num_classes=9, reduction="none")
     assert_close(got, xc.cross_entropy(x, t, reduction="none"), np.float32, "loss")
     g = xc.cross_entropy_grad_from_partials(x[:, 4:], t, merged, class_start=4, num_classes=9)
@@ -168,7 +168,7 @@ def test_a_row_mask_and_a_mean_over_weights_summing_to_zero_are_the_whole_rows(r
     where = np.array([True, True, True, True, False, False])  # counted weights: 1 - 1 + 1 - 1 = 0
     for a in (0.0, 0.3):
         options = dict(weight=weight, where=where, label_smoothing=a)
-        merged = fold(blocks(x, t, [0, 2, 5], **options))
+        merged = fold(shards(x, t, [0, 2, 5], **options))
         loss = xc.cross_entropy_from_partials(merged, t, num_classes=5, **options)
         whole = xc.cross_entropy(x, t, **options)
         assert np.isinf(whole) or np.isnan(whole)
@@ -185,7 +185,7 @@ def test_non_finite_logits_give_the_whole_rows_results(rng):
     x[0, 1], x[1, 6], x[2, :] = np.nan, np.inf, -np.inf
     x[3, :4] = -np.inf
     t[3] = 6
-    got = xc.cross_entropy_from_partials(fold(blocks(x, t, [0, 4, 8])), t, num_classes=8, reduction="none")
+    got = xc.cross_entropy_from_partials(fold(shards(x, t, [0, 4, 8])), t, num_classes=8, reduction="none")
     whole = xc.cross_entropy(x, t, reduction="none")
     np.testing.assert_allclose(got, whole, rtol=1e-12)
     assert np.isnan(got[:3]).all() and np.isfinite(got[3:]).all()
@@ -216,12 +216,12 @@ def test_a_bad_label_names_its_row_in_the_callers_indexing(rng):
 
 def test_records_that_miss_or_repeat_a_block_are_refused(rng):
     x, t, _ = make_problem(rng, (2, 3, 10))
-    left, right = blocks(x, t, [0, 6, 10])
+    left, right = shards(x, t, [0, 6, 10])
     with pytest.raises(ValueError, match=r"partials\[0, 0\] cover 6 of the 10 classes"):
         xc.cross_entropy_from_partials(left, t, num_classes=10)
-    with pytest.raises(ValueError, match="each block once"):
+    with pytest.raises(ValueError, match="each once"):
         xc.cross_entropy_from_partials(fold([left, right, right]), t, num_classes=10)
-    with pytest.raises(ValueError, match="each block once"):
+    with pytest.raises(ValueError, match="each once"):
         xc.cross_entropy_grad_from_partials(x[..., 6:], t, right, class_start=6, num_classes=10)
 
 

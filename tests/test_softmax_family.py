@@ -153,12 +153,17 @@ def test_errors():
         xc.softmax(np.zeros((2, 3)), axis=2)
     with pytest.raises(ValueError, match="shape"):
         xc.softmax(np.zeros((2, 3)), out=np.zeros((3, 2)))
-    with pytest.raises(ValueError, match="writeable"):
+    with pytest.raises(ValueError, match="read-only"):
         out = np.zeros((2, 3))
         out.flags.writeable = False
         xc.log_softmax(np.zeros((2, 3)), out=out)
     with pytest.raises(TypeError, match="ndarray"):
         xc.softmax(np.zeros(3), out=[0.0, 0.0, 0.0])
+    # One out= checker for every function: a wrong dtype is a TypeError, as for the gradient's out=.
+    with pytest.raises(TypeError, match="dtype float64"):
+        xc.softmax(np.zeros(3), out=np.zeros(3, np.float32))
+    with pytest.raises(TypeError, match="dtype float64"):
+        xc.cross_entropy_grad(np.zeros((1, 3)), [0], out=np.zeros((1, 3), np.float32))
 
 
 # SciPy's signatures: 0-d input, tuples of axes ----------------------------------------------------

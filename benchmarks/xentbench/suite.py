@@ -22,7 +22,7 @@ import numpy as np
 from .bandwidth import BusProbe, summarize_bandwidth
 from .cases import IMPLS, PEER_OPS, Case, Settings, make_inputs
 from .machine import machine
-from .memory import memory_table
+from .peak_rss import peak_rss_table
 from .peers import FACTORIES, Call, free_peer_caches, library_versions, simd_target
 from .records import CaseResult, Entry, Report
 from .roofline import bounds
@@ -133,7 +133,7 @@ def run(settings: Settings, command: str) -> Report:
     bandwidth = summarize_bandwidth([item.bandwidth for item in cases])
     meta["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print("memory (fresh processes)...", flush=True)
-    memory = memory_table(settings, meta["versions"])
+    memory = peak_rss_table(settings, meta["versions"])
     meta["load_after"] = os.getloadavg()[0]
     meta["wall_s"] = time.perf_counter() - start
     return Report(meta, settings, cases, memory, bandwidth)

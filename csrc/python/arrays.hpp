@@ -69,10 +69,24 @@ A* writable_data_of(const std::optional<py::array>& array, const py::dtype& dtyp
     return data_of<A>(*array, dtype, size, name);
 }
 
-// Binds the functions of xentcpp/functions.hpp (functions.cpp in this folder).
-void bind_functions(py::module_& m);
+// Calls fn(T{}) with T the compute type of x (float or double); other dtypes are refused.
+template <typename Fn>
+auto with_float_type(const py::array& x, const Fn& fn) {
+    const Storage storage = storage_of(x);
+    require(storage == Storage::float32 || storage == Storage::float64, "input must be float32 or float64");
+    return storage == Storage::float32 ? fn(float{}) : fn(double{});
+}
 
-// Binds the functions of xentcpp/partials.hpp (partials.cpp in this folder).
-void bind_partials(py::module_& m);
+// The gradient request of a binding: grad and the upstream gradient (scalar, or per row / element).
+template <typename T>
+GradRequest<T> request_of(const std::optional<py::array>& grad, double grad_output,
+                          const std::optional<py::array>& grad_output_rows, py::ssize_t size, py::ssize_t rows) {
+    const py::dtype dtype = py::dtype::of<T>();
+    GradRequest<T> request;
+    request.grad = writable_data_of<T>(grad, dtype, size, "grad");
+    request.grad_output = grad_output;
+    if (grad_output_rows) request.grad_output_rows = data_of<const T>(*grad_output_rows, dtype, rows, "grad_output");
+    return request;
+}
 
 }  // namespace xentcpp::python

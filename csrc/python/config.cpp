@@ -2,7 +2,7 @@
 // xentcpp.show_config() and xentcpp.set_num_threads(). The Python layer (python/xentcpp/_config.py)
 // validates arguments and words the documentation; here are only the facts the compiler and the
 // OpenMP runtime know.
-#include "config.hpp"
+#include "bindings.hpp"
 
 #include <pybind11/stl.h>
 
@@ -84,7 +84,7 @@ void set_num_threads(int n) {
 
 }  // namespace
 
-void xentcpp_bind_config(py::module_& m) {
+void xentcpp::python::bind_config(py::module_& m) {
     m.def("compiler", &compiler, "The compiler that built the extension, with its version.");
     m.def("openmp", &openmp,
           "OpenMP facts: enabled, version (yyyymm), library (the runtime's file), max_threads (for calls "

@@ -1,4 +1,4 @@
-// Bindings of xentcpp/partials.hpp: blocks of float32 or float64 logits, records as a NumPy structured
+// Bindings of xentcpp/partials.hpp: shards of float32 or float64 logits, records as a NumPy structured
 // dtype (RowPartial's fields, 64 bytes), checked as in module.cpp, the GIL released while the core runs.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "arrays.hpp"
+#include "bindings.hpp"
 #include "xentcpp/partials.hpp"
 
 namespace xentcpp::python {
@@ -26,27 +27,27 @@ RowPartial* records_of(const py::array& array, py::ssize_t rows, const std::stri
     return static_cast<RowPartial*>(const_cast<void*>(array.data()));
 }
 
-// A block's arguments as received: logits (rows, width), class indices (rows,) or probabilities (rows, width).
+// A shard's arguments as received: logits (rows, width), class indices (rows,) or probabilities (rows, width).
 template <typename T>
-ClassBlock<T> block_of(const py::array& input, const py::array& target, std::int64_t class_start,
+ClassShard<T> shard_of(const py::array& input, const py::array& target, std::int64_t class_start,
                        std::int64_t classes, const std::optional<py::array>& row_mask) {
     require(input.ndim() == 2, "input must be 2-D (rows, width)");
     const py::dtype dtype = py::dtype::of<T>();
-    ClassBlock<T> block;
-    block.logits = data_of<const T>(input, dtype, input.size(), "input");
-    block.rows = input.shape(0);
-    block.width = input.shape(1);
-    block.class_start = class_start;
-    block.classes = classes;
+    ClassShard<T> shard;
+    shard.logits = data_of<const T>(input, dtype, input.size(), "input");
+    shard.rows = input.shape(0);
+    shard.width = input.shape(1);
+    shard.class_start = class_start;
+    shard.classes = classes;
     if (target.ndim() == 1) {
-        block.labels = data_of<const std::int64_t>(target, py::dtype::of<std::int64_t>(), block.rows, "labels");
+        shard.labels = data_of<const std::int64_t>(target, py::dtype::of<std::int64_t>(), shard.rows, "labels");
     } else {
-        require(target.ndim() == 2 && target.shape(0) == block.rows && target.shape(1) == block.width,
+        require(target.ndim() == 2 && target.shape(0) == shard.rows && target.shape(1) == shard.width,
                 "probability targets must have the input's shape");
-        block.probs = data_of<const T>(target, dtype, input.size(), "probability targets");
+        shard.probs = data_of<const T>(target, dtype, input.size(), "probability targets");
     }
-    if (row_mask) block.row_mask = data_of<const std::uint8_t>(*row_mask, py::dtype::of<bool>(), block.rows, "where");
-    return block;
+    if (row_mask) shard.row_mask = data_of<const std::uint8_t>(*row_mask, py::dtype::of<bool>(), shard.rows, "where");
+    return shard;
 }
 
 template <typename T>
@@ -61,26 +62,17 @@ PartialOptions<T> options_of(const std::optional<py::array>& weight, std::int64_
     return options;
 }
 
-// Calls fn(T{}) with T the dtype of x: float or double (others refused).
-template <typename Fn>
-void with_float_type(const py::array& x, const Fn& fn) {
-    const Storage storage = storage_of(x);
-    require(storage == Storage::float32 || storage == Storage::float64, "input must be float32 or float64");
-    if (storage == Storage::float32) fn(float{});
-    else fn(double{});
-}
-
 void row_partials_py(const py::array& input, const py::array& target, std::int64_t class_start, std::int64_t classes,
                      const std::optional<py::array>& weight, std::int64_t ignore_index, double label_smoothing,
                      double softcap, const std::optional<py::array>& row_mask, const py::array& out) {
     with_float_type(input, [&](auto tag) {
         using T = decltype(tag);
-        const ClassBlock<T> block = block_of<T>(input, target, class_start, classes, row_mask);
+        const ClassShard<T> shard = shard_of<T>(input, target, class_start, classes, row_mask);
         const PartialOptions<T> options = options_of<T>(weight, classes, ignore_index, label_smoothing, 0.0, softcap);
         require(out.writeable(), "out is read-only");
-        RowPartial* records = records_of(out, block.rows, "out");
+        RowPartial* records = records_of(out, shard.rows, "out");
         py::gil_scoped_release release;
-        row_partials<T>(block, options, records);
+        row_partials<T>(shard, options, records);
     });
 }
 
@@ -144,18 +136,18 @@ void grad_from_partials_py(const py::array& input, const py::array& target, cons
                            const std::optional<py::array>& scale_rows, bool zero_weight_mean, const py::array& grad) {
     with_float_type(input, [&](auto tag) {
         using T = decltype(tag);
-        const ClassBlock<T> block = block_of<T>(input, target, class_start, classes, row_mask);
+        const ClassShard<T> shard = shard_of<T>(input, target, class_start, classes, row_mask);
         const PartialOptions<T> options = options_of<T>(weight, classes, ignore_index, label_smoothing, z_loss, softcap);
-        const RowPartial* records = records_of(partials, block.rows, "partials");
+        const RowPartial* records = records_of(partials, shard.rows, "partials");
         PartialScales scales;
         scales.scale = scale;
         scales.z_scale = z_scale;
-        if (scale_rows) scales.scale_rows = data_of<const double>(*scale_rows, py::dtype::of<double>(), block.rows, "grad_output");
+        if (scale_rows) scales.scale_rows = data_of<const double>(*scale_rows, py::dtype::of<double>(), shard.rows, "grad_output");
         scales.zero_weight_mean = zero_weight_mean;
         require(grad.writeable(), "grad is read-only");
         T* out = data_of<T>(grad, py::dtype::of<T>(), input.size(), "grad");
         py::gil_scoped_release release;
-        grad_from_partials<T>(block, records, options, scales, out);
+        grad_from_partials<T>(shard, records, options, scales, out);
     });
 }
 
@@ -168,7 +160,7 @@ void bind_partials(py::module_& m) {
           py::arg("class_start"), py::arg("classes"), py::arg("weight").noconvert() = py::none(),
           py::arg("ignore_index") = -100, py::arg("label_smoothing") = 0.0, py::arg("softcap") = 0.0,
           py::arg("row_mask").noconvert() = py::none(), py::arg("out").noconvert(),
-          "One record per row of a (rows, width) block of classes [class_start, class_start + width) into out.");
+          "One record per row of a (rows, width) shard of classes [class_start, class_start + width) into out.");
     m.def("merge_partials", &merge_partials_py, py::arg("a").noconvert(), py::arg("b").noconvert(),
           py::arg("out").noconvert(), "out = the merge of the records a and b, row by row (out may be a or b).");
     m.def("loss_from_partials", &loss_from_partials_py, py::arg("partials").noconvert(),
@@ -187,7 +179,7 @@ void bind_partials(py::module_& m) {
           py::arg("label_smoothing") = 0.0, py::arg("z_loss") = 0.0, py::arg("softcap") = 0.0,
           py::arg("row_mask").noconvert() = py::none(), py::arg("scale") = 1.0, py::arg("z_scale") = 1.0,
           py::arg("scale_rows").noconvert() = py::none(), py::arg("zero_weight_mean") = false,
-          py::arg("grad").noconvert(), "The gradient of a block from the rows' merged records, into grad.");
+          py::arg("grad").noconvert(), "The gradient of a shard from the rows' merged records, into grad.");
 }
 
 }  // namespace xentcpp::python

@@ -109,10 +109,66 @@ struct Carry {
     alignas(64) T values[64 / sizeof(T)] = {};
 };
 
-// The gradient of a span from the exponentials stats stored: out[c] = p_coef * exp(m_b - shift) / sum
-// * e[c] - v_coef * v[c] (v as in Kernels::stats, skipped when v_coef is 0), with sum the row's
-// stats.sum(): one multiply-add per element instead of an exp. Then out[target_at] = target_grad as
-// in softmax_grad. A value, so that it can wait for the next row (Kernels::stats' `pending`).
+// The per-class multipliers of a span, v[c] = (weight ? weight[c] : 1) * (probs ? keep * probs[c] +
+// spread : 1): the class weights w of a class-index target, or w t' of a smoothed probability target
+// t' = keep t + spread. weight and probs point at the span's first class.
+template <typename T>
+struct Multipliers {
+    const T* weight = nullptr;
+    const T* probs = nullptr;
+    T keep = T(1);
+    T spread = T(0);
+};
+
+// What Kernels::stats computes of a span besides max and the sum of exponentials.
+template <typename T>
+struct ScaledGrad;
+template <typename T>
+struct StatsRequest {
+    Multipliers<T> v;
+    bool with_dot = false;  // dot and mass (see SpanStats)
+    // When exps is not null it receives exp(x[c] - m_b), m_b the max of c's block of kBlock elements,
+    // and maxima the m_b (ceil(n / kBlock) of them): what scaled_grad needs.
+    T* exps = nullptr;
+    T* maxima = nullptr;
+    // When not null (a gradient of n elements, from exponentials other than `exps`), it is written
+    // too, one gradient vector per exponential computed: the stores of one row drain while the next
+    // row's statistics are computed, instead of after them (see ScaledGrad).
+    const ScaledGrad<T>* pending = nullptr;
+};
+
+// The coefficients of a span's gradient, shared by softmax_grad and scaled_grad:
+//   out[c] = p_coef p[c] - v_coef v[c]  (the v term skipped when v_coef is 0),
+// then out[target_at] = target_grad (target_at >= 0; -1: none): a class-index target's entry,
+// computed by the row driver from the row's statistics (detail::target_grad) and set before the
+// store, so that nobody reads the output back.
+template <typename T>
+struct GradTerms {
+    T p_coef = T(0);
+    T v_coef = T(0);
+    Multipliers<T> v;
+    std::int64_t target_at = -1;
+    double target_grad = 0.0;
+};
+
+// softmax_grad's span: p[c] = exp((x[c] - shift) - log_sum), the max and the log-sum subtracted
+// separately. out may be x itself. stream: write around the caches (for outputs larger than them: no
+// read for ownership); ignored when out is x. The caller calls Kernels::fence() before the streamed
+// data is read by another thread (once per batch of rows: a fence drains the buffers).
+template <typename T>
+struct SoftmaxGrad {
+    const T* x = nullptr;
+    std::int64_t n = 0;
+    T shift = T(0);
+    T log_sum = T(0);
+    GradTerms<T> terms;
+    T* out = nullptr;
+    bool stream = false;
+};
+
+// scaled_grad's span, from the exponentials stats kept: p[c] = exp(m_b - shift) / sum * e[c], with
+// sum the row's stats.sum(): one multiply-add per element instead of an exp. A value, so that it can
+// wait for the next row (StatsRequest::pending). out may be e.
 template <typename T>
 struct ScaledGrad {
     const T* e = nullptr;       // exp(x[c] - m_b), from stats
@@ -120,44 +176,24 @@ struct ScaledGrad {
     std::int64_t n = 0;
     T shift = T(0);  // the row's max
     double sum = 0.0;
-    T p_coef = T(0);
-    const T* weight = nullptr;
-    const T* probs = nullptr;
-    T keep = T(1);
-    T spread = T(0);
-    T v_coef = T(0);
+    GradTerms<T> terms;
     T* out = nullptr;
     bool stream = false;
-    std::int64_t target_at = -1;  // the target's entry, set to target_grad (-1: none)
-    double target_grad = 0.0;
     Carry<T>* carry = nullptr;  // when streaming: the partial vectors at both ends go through it
 };
+
+// Which of the softmax family a kernel computes: logsumexp writes one value per slice, softmax and
+// log_softmax one per element.
+enum class SoftmaxOp : int { logsumexp, softmax, log_softmax };
 
 template <typename T>
 struct Kernels {
     const char* target;
 
-    // Span statistics of x[0, n). v[c] = (weight ? weight[c] : 1) * (probs ? keep * probs[c] + spread : 1);
-    // dot and mass are computed only when with_dot is true. When exp_out is not null it receives
-    // exp(x[c] - m_b), m_b the max of c's block of kBlock elements, and maxima the m_b
-    // (ceil(n / kBlock) of them): what scaled_grad needs. When `pending` is not null (a gradient
-    // of n elements, from exponentials other than exp_out), it is written too, one gradient vector
-    // per exponential computed: the stores of one row drain while the next row's statistics are
-    // computed, instead of after them (see scaled_grad).
-    SpanStats<T> (*stats)(const T* x, std::int64_t n, const T* weight, const T* probs, double keep,
-                          double spread, bool with_dot, T* exp_out, T* maxima, const ScaledGrad<T>* pending);
-
-    // out[c] = p_coef * exp((x[c] - shift) - log_sum) - v_coef * v[c], v as in stats (skipped when
-    // v_coef is 0). out may be x itself. stream: write around the caches (for outputs larger than
-    // them: no read for ownership); ignored when out is x. The caller calls fence() before the
-    // streamed data is read by another thread (once per batch of rows: a fence drains the buffers).
-    // Then out[target_at] = target_grad (target_at >= 0; -1: none), the class-index target's entry,
-    // computed by the caller from the row's statistics, set before the store (nobody reads the
-    // output back).
-    void (*softmax_grad)(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight,
-                         const T* probs, T keep, T spread, T v_coef, T* out, bool stream, std::int64_t target_at,
-                         double target_grad);
-    // The same gradient from what stats stored (see ScaledGrad). out may be e.
+    // Statistics of the span x[0, n) (SpanStats), and what the request asks for besides.
+    SpanStats<T> (*stats)(const T* x, std::int64_t n, const StatsRequest<T>& request);
+    // The gradient of a span (GradTerms): from the logits, or from the exponentials stats kept.
+    void (*softmax_grad)(const SoftmaxGrad<T>& grad);
     void (*scaled_grad)(const ScaledGrad<T>& grad);
     void (*fence)();
 
@@ -177,12 +213,13 @@ struct Kernels {
     void (*narrow_bf16)(const T* in, std::int64_t n, std::uint16_t* out);
 
     // The softmax family along the middle axis of a classes × inner block (a class axis that is not
-    // last): lanes own positions of the inner axis. op 0: out[inner] = logsumexp; 1: out = softmax;
-    // 2: out = log_softmax (out like x, may be x).
-    void (*columns)(const T* x, std::int64_t classes, std::int64_t inner, int op, T* out);
-    // The same ops over rows × classes with the class axis last and few classes (<= kSmallClasses):
-    // lanes own rows, as in small_rows. op 0 writes one value per row, 1 and 2 rows × classes (out may be x).
-    void (*small_family)(const T* x, std::int64_t rows, std::int64_t classes, int op, T* out);
+    // last): lanes own positions of the inner axis. logsumexp: out[inner]; softmax and log_softmax:
+    // out like x (may be x).
+    void (*columns)(const T* x, std::int64_t classes, std::int64_t inner, SoftmaxOp op, T* out);
+    // The same over rows × classes with the class axis last and few classes (<= kSmallClasses): lanes
+    // own rows, as in small_rows. logsumexp writes one value per row, the others rows × classes (out
+    // may be x).
+    void (*small_family)(const T* x, std::int64_t rows, std::int64_t classes, SoftmaxOp op, T* out);
     // out[c] = (x[c] - shift) - log_sum (log_softmax of a row whose statistics are known).
     void (*shifted)(const T* x, std::int64_t n, T shift, T log_sum, T* out);
 

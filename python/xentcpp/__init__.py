@@ -5,11 +5,11 @@ read NumPy arrays without copying them and release the GIL.
 """
 
 from ._binary import binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad
+from ._buffer_cache import empty_cache, set_cache_limit
 from ._config import __version__, get_num_threads, set_num_threads, show_config, threads
 from ._core import simd_target
 from ._cross_entropy import cross_entropy, cross_entropy_grad, cross_entropy_value_and_grad
 from ._information import entropy, kl_div
-from ._memory import empty_cache, set_cache_limit
 from ._nll import nll_loss, nll_loss_grad
 from ._partials import (
     cross_entropy_from_partials,

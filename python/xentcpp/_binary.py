@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
-from ._validation import check_reduction, float_array
+from ._validation import as_rows, check_reduction, float_array
 
 __all__ = ["binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_grad"]
 
@@ -47,12 +47,7 @@ def _class_vector(
     classes = shape[-1] if shape else 1
     if all(d == 1 for d in v.shape[:-1]):
         return np.ascontiguousarray(np.broadcast_to(v.reshape(v.shape[-1:]), (classes,))), None
-    return None, np.ascontiguousarray(np.broadcast_to(v, shape)).reshape(-1, classes)
-
-
-def _as_rows(a: np.ndarray, dtype: np.dtype, classes: int) -> np.ndarray:
-    """``a`` as C-contiguous (rows, classes) of ``dtype``, the last axis being the classes."""
-    return np.ascontiguousarray(a, dtype=dtype).reshape(-1, classes) if classes else a.reshape(0, 1)
+    return None, as_rows(np.broadcast_to(v, shape))
 
 
 def _prepare(input: ArrayLike, target: ArrayLike, weight: Any, pos_weight: Any, reduction: str) -> _Call:
@@ -62,14 +57,13 @@ def _prepare(input: ArrayLike, target: ArrayLike, weight: Any, pos_weight: Any, 
         raise ValueError(f"target must have the input's shape {x.shape}, got {t.shape}")
     dtype = np.result_type(x.dtype, t.dtype)
     shape = x.shape
-    classes = shape[-1] if shape else 1
     class_weight, element_weight = _class_vector(weight, shape, dtype, "weight")
     pos, pos_full = _class_vector(pos_weight, shape, dtype, "pos_weight")
     if pos_full is not None:
         raise ValueError("pos_weight must vary along the last (class) axis only")
     options = dict(weight=element_weight, class_weight=class_weight, pos_weight=pos,
                    reduction=check_reduction(reduction))
-    return _Call(_as_rows(x, dtype, classes), _as_rows(t, dtype, classes), options, shape, reduction)
+    return _Call(as_rows(x, dtype=dtype), as_rows(t, dtype=dtype), options, shape, reduction)
 
 
 def binary_cross_entropy_with_logits(input: ArrayLike, target: ArrayLike, weight: Optional[ArrayLike] = None, *,

@@ -1,5 +1,6 @@
 """Type stub for the C++ extension xentcpp._core (private: use the functions of xentcpp)."""
 
+import enum
 from typing import Any, Optional, Tuple, Union
 
 import numpy as np
@@ -43,12 +44,19 @@ def simd_target() -> str:
 def simd_target_supported(name: str) -> bool:
     """Whether this build and CPU can run the named SIMD target."""
 
+class Want(enum.Enum):
+    """What :func:`fast` returns."""
+
+    loss = 0
+    grad = 1
+    value_and_grad = 2
+
 def fast(
-    input: object, target: object, want: int, reduction: object, ignore_index: object, label_smoothing: object,
+    input: object, target: object, want: Want, reduction: object, ignore_index: object, label_smoothing: object,
     grad_output: float,
     out: object = None,
 ) -> Optional[object]:
-    """The common call checked in C++: want 0 = loss, 1 = gradient, 2 = (loss, gradient); None when the
+    """The common call checked in C++: the loss, the gradient, or (loss, gradient); None when the
     arguments are not a 2-D C-contiguous float32/float64 input with C-contiguous int64 labels, a known
     reduction, an int ignore_index, a float label_smoothing in [0, 1], and an out that is None, the
     input, or a writeable C-contiguous array of its shape and dtype overlapping no argument."""
@@ -60,7 +68,7 @@ def read_probe(data: npt.NDArray[Any]) -> int:
 def copy_probe(dst: npt.NDArray[Any], src: npt.NDArray[Any]) -> None:
     """Copies src's bytes into dst: both C-contiguous, same size, not overlapping, dst writeable (else ValueError)."""
 
-# Result arrays and the buffer kept for reuse (csrc/python/buffers.cpp; public in xentcpp._memory).
+# Result arrays and the buffer kept for reuse (csrc/python/buffer_cache.cpp; public in xentcpp._buffer_cache).
 def empty(dtype: npt.DTypeLike, shape: Tuple[int, ...]) -> npt.NDArray[Any]:
     """A new uninitialised C-contiguous array; from 4 MiB on, its buffer is kept for reuse when it dies."""
 
@@ -92,10 +100,17 @@ def set_num_threads(n: int) -> None:
 def simd_target_compiled(name: str) -> bool:
     """Whether this build includes the named SIMD target."""
 
+class SoftmaxOp(enum.Enum):
+    """Which of the softmax family :func:`softmax_family` computes."""
+
+    logsumexp = 0
+    softmax = 1
+    log_softmax = 2
+
 def softmax_family(
-    input: _Float, outer: int, classes: int, inner: int, op: int, out: _Float
+    input: _Float, outer: int, classes: int, inner: int, op: SoftmaxOp, out: _Float
 ) -> None:
-    """op 0: logsumexp, 1: softmax, 2: log_softmax of a C-contiguous (outer, classes, inner) block into out."""
+    """logsumexp, softmax or log_softmax (op) of a C-contiguous (outer, classes, inner) block into out."""
 
 def nll_loss(
     log_probs: _Float,

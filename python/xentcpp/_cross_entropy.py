@@ -82,11 +82,11 @@ def _doc(function: _F) -> _F:
     return function
 
 
-_LOSS, _GRAD, _VALUE_AND_GRAD = 0, 1, 2
+_LOSS, _GRAD, _VALUE_AND_GRAD = _core.Want.loss, _core.Want.grad, _core.Want.value_and_grad
 
 
 def _fast(
-    want: int, input: Any, target: Any, axis: Any, weight: Any, ignore_index: Any, reduction: Any,
+    want: _core.Want, input: Any, target: Any, axis: Any, weight: Any, ignore_index: Any, reduction: Any,
     label_smoothing: Any, from_logits: Any, epsilon: Any, z_loss: Any, softcap: Any, out: Any = None,
     grad_output: Any = 1.0,
 ) -> Any:
@@ -144,7 +144,7 @@ def _gradient(
     """Runs the core with a gradient buffer; writes straight into ``out`` (or the new result) when its
     layout is the core's, else into a scratch buffer that is converted once."""
     if out is not None:
-        _validation.check_out(call, out)
+        _validation.check_gradient_out(call, out)
     # A misaligned out= is written through an aligned scratch buffer, like another layout.
     direct = call.class_axis_last and call.input.dtype == call.input_dtype and (out is None or out.flags.aligned)
     if out is not None:

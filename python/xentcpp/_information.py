@@ -9,14 +9,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _core
-from ._validation import axis_index, float_array
+from ._validation import as_rows, axis_index, float_array
 
 __all__ = ["entropy", "kl_div"]
-
-
-def _rows(a: np.ndarray, axis: int) -> np.ndarray:
-    """``a`` with ``axis`` moved last, C-contiguous, as (rows, classes): a view when it already is one."""
-    return np.ascontiguousarray(np.moveaxis(a, axis, -1)).reshape(-1, a.shape[axis])
 
 
 def _measure(p: np.ndarray, q: Optional[np.ndarray], axis: int, base: Optional[float], keepdims: bool) -> Any:
@@ -28,7 +23,7 @@ def _measure(p: np.ndarray, q: Optional[np.ndarray], axis: int, base: Optional[f
     batch = p.shape[:axis] + p.shape[axis + 1 :]
     out = np.zeros(batch, p.dtype)
     if out.size and p.shape[axis]:
-        _core.information(_rows(p, axis), None if q is None else _rows(q, axis), out=out.reshape(-1))
+        _core.information(as_rows(p, axis), None if q is None else as_rows(q, axis), out=out.reshape(-1))
     if base is not None:
         out /= np.log(float(base))
     if keepdims:

@@ -1,5 +1,5 @@
-"""Cross-entropy of rows whose classes are split into blocks (a vocabulary sharded across arrays, processes
-or machines): per-row partial statistics of each block, their exact merge, and the loss and each block's
+"""Cross-entropy of rows whose classes are split into shards (a vocabulary split across arrays, processes
+or machines): per-row partial statistics of each shard, their exact merge, and the loss and each shard's
 gradient from the merged statistics. The C++ core's ``xentcpp/partials.hpp``; ``xentcpp.dask`` runs
 them on Dask arrays.
 """
@@ -22,20 +22,20 @@ __all__ = [
     "merge_partials",
 ]
 
-#: The record of one row over a block of classes (``RowPartial`` in ``xentcpp/partials.hpp``): 64 bytes.
+#: The record of one row over a shard of classes (``RowPartial`` in ``xentcpp/partials.hpp``): 64 bytes.
 PARTIALS_DTYPE: np.dtype = np.dtype(_core.partial_dtype)
 
 _ALGEBRA = """\
-    A block of classes ``B`` of a row ``x`` gives ``m = max_B x``, ``s = sum_B exp(x - m)``, the target
+    A shard of classes ``B`` of a row ``x`` gives ``m = max_B x``, ``s = sum_B exp(x - m)``, the target
     logit ``x[y]`` when ``y`` lies in ``B``, and (with label smoothing or probability targets)
     ``d = sum_B v (x - m)`` and ``M = sum_B v``, with ``v = w`` (class weights) or ``v = w t'``
-    (smoothed probability targets). Two blocks merge exactly::
+    (smoothed probability targets). Two shards merge exactly::
 
         m = max(m1, m2)
         s = s1 exp(m1 - m) + s2 exp(m2 - m)
         d = d1 + M1 (m1 - m) + d2 + M2 (m2 - m),   M = M1 + M2
 
-    and once every block of a row is merged, ``lse = m + log(s)`` gives the row's loss exactly as
+    and once every shard of a row is merged, ``lse = m + log(s)`` gives the row's loss exactly as
     :func:`xentcpp.cross_entropy` does (``log(s)`` taken as ``log1p(s - 1)`` with the max's own 1 counted
     apart, so a confident row keeps every digit)."""
 
@@ -56,7 +56,7 @@ class Options(NamedTuple):
 
 
 class Sums(NamedTuple):
-    """What the reductions of a batch are made of (``PartialSums``); sums of row blocks add field by field."""
+    """What the reductions of a batch are made of (``PartialSums``); sums over different rows add up field by field."""
 
     loss: float  # the cross-entropy terms
     z_loss: float
@@ -98,7 +98,7 @@ def make_options(
 
 
 def block_float(x: np.ndarray) -> np.ndarray:
-    """A block of logits or probabilities as the core takes it: float32 or float64 (half precision is
+    """Logits or probabilities as the core takes them: float32 or float64 (half precision is
     computed in float32), native byte order, C-contiguous and aligned; a view when it already is one."""
     dtype = np.dtype(np.float32) if _validation.is_half(x.dtype) else x.dtype.newbyteorder("=")
     return np.require(x, dtype=dtype, requirements=["C", "A"])
@@ -107,8 +107,8 @@ def block_float(x: np.ndarray) -> np.ndarray:
 def partials_of(
     x: np.ndarray, target: np.ndarray, class_start: int, options: Options, row_mask: Optional[np.ndarray]
 ) -> np.ndarray:
-    """The records of a checked ``(rows, width)`` block: ``target`` int64 labels ``(rows,)`` or probabilities
-    of the block's shape and dtype."""
+    """The records of a checked ``(rows, width)`` shard: ``target`` int64 labels ``(rows,)`` or probabilities
+    of the shard's shape and dtype."""
     out = np.empty(x.shape[0], dtype=PARTIALS_DTYPE)
     _core.row_partials(
         x, target, class_start=class_start, classes=options.num_classes, weight=options.weight_as(x.dtype),
@@ -138,7 +138,7 @@ def sums_of(
 
 
 def denominators(labels: Optional[np.ndarray], rows: int, options: Options, row_mask: Optional[np.ndarray]) -> Sums:
-    """The mean's denominators of a block of rows (labels checked), without any logits: the ``weight`` and
+    """The mean's denominators of some rows (labels checked), without any logits: the ``weight`` and
     ``rows`` of :class:`Sums`, the other fields 0."""
     if labels is None:
         kept = float(rows if row_mask is None else np.count_nonzero(row_mask))
@@ -154,7 +154,7 @@ def grad_of(
     x: np.ndarray, target: np.ndarray, records: np.ndarray, class_start: int, options: Options,
     row_mask: Optional[np.ndarray], scales: Scales,
 ) -> np.ndarray:
-    """The gradient of a checked ``(rows, width)`` block from its rows' merged records."""
+    """The gradient of a checked ``(rows, width)`` shard from its rows' merged records."""
     grad = np.empty_like(x)
     _core.grad_from_partials(
         x, target, records, class_start=class_start, classes=options.num_classes, weight=options.weight_as(x.dtype),
@@ -199,8 +199,8 @@ def scales_for(reduction: str, sums: Sums, grad_output: float, rows: Optional[np
 
 
 @dataclass
-class _Block:
-    """A block of classes of a call, checked and converted for the core."""
+class _Shard:
+    """A shard of classes of a call, checked and converted for the core."""
 
     x: np.ndarray  # (rows, width), float32 or float64
     target: np.ndarray  # int64 (rows,) or like x
@@ -218,10 +218,10 @@ class _Block:
         return self.call.batch_shape
 
 
-def _prepare_block(
+def _prepare_shard(
     input: Any, target: Any, *, class_start: Any, num_classes: Any, weight: Any, ignore_index: Any,
     label_smoothing: Any, z_loss: Any = 0.0, softcap: Any = None, where: Any = None, reduction: Any = "none",
-) -> _Block:
+) -> _Shard:
     options = make_options(num_classes, weight, ignore_index, label_smoothing, z_loss, softcap)
     call = _validation.prepare(
         input, target, axis=-1, weight=None, ignore_index=options.ignore_index, reduction=reduction,
@@ -232,11 +232,11 @@ def _prepare_block(
     width = call.input.shape[1]
     if not 0 <= start <= options.num_classes - width:
         raise ValueError(
-            f"the block's classes [{start}, {start + width}) must lie in [0, num_classes) = [0, {options.num_classes})"
+            f"the shard's classes [{start}, {start + width}) must lie in [0, num_classes) = [0, {options.num_classes})"
         )
     x = block_float(call.input)
     t = call.target if call.target.ndim == 1 else np.require(call.target, dtype=x.dtype, requirements=["C", "A"])
-    return _Block(x, t, call.options["row_mask"], start, options, call)
+    return _Shard(x, t, call.options["row_mask"], start, options, call)
 
 
 def _records(partials: Any, name: str = "partials") -> np.ndarray:
@@ -274,10 +274,10 @@ def cross_entropy_partials(
     softcap: Optional[float] = None,
     where: Optional[ArrayLike] = None,
 ) -> np.ndarray:
-    """Per-row partial statistics of a block of classes, to merge with :func:`merge_partials`.
+    """Per-row partial statistics of a shard of classes, to merge with :func:`merge_partials`.
 
     ``input`` holds the classes ``[class_start, class_start + width)`` of rows that have ``num_classes``
-    classes in all (the class axis last). The records of every block of the rows, merged in any order
+    classes in all (the class axis last). The records of every shard of the rows, merged in any order
     and grouping, give :func:`cross_entropy_from_partials` and :func:`cross_entropy_grad_from_partials`.
 
 {algebra}
@@ -285,13 +285,13 @@ def cross_entropy_partials(
     Parameters
     ----------
     input : array_like
-        The block's logits, ``(..., width)``: float16, bfloat16 (computed in float32), float32 or float64.
+        The shard's logits, ``(..., width)``: float16, bfloat16 (computed in float32), float32 or float64.
     target : array_like
         Class indices of the whole class axis, of ``input``'s shape without the last axis (integers in
-        ``[0, num_classes)`` or ``ignore_index``), or the block's columns of probability targets, of
+        ``[0, num_classes)`` or ``ignore_index``), or the shard's columns of probability targets, of
         ``input``'s shape.
     class_start : int
-        The first class of the block.
+        The first class of the shard.
     num_classes : int
         The number of classes of a whole row.
     weight : array_like of shape (num_classes,), optional
@@ -301,7 +301,7 @@ def cross_entropy_partials(
     label_smoothing : float in [0, 1], default 0.0
         As in :func:`xentcpp.cross_entropy`.
     softcap : float > 0, optional
-        Logit soft-capping, ``softcap * tanh(x / softcap)``, applied to the block before its statistics.
+        Logit soft-capping, ``softcap * tanh(x / softcap)``, applied to the shard before its statistics.
     where : array_like of bool, optional
         A row mask, broadcastable to the rows' shape: rows where it is False get an empty record.
 
@@ -315,7 +315,7 @@ def cross_entropy_partials(
     Raises
     ------
     TypeError, ValueError
-        As :func:`xentcpp.cross_entropy`; also for a block that does not fit in ``num_classes``.
+        As :func:`xentcpp.cross_entropy`; also for a shard that does not fit in ``num_classes``.
     IndexError
         A label outside ``[0, num_classes)`` that is not ``ignore_index``.
 
@@ -329,23 +329,23 @@ def cross_entropy_partials(
     >>> xc.cross_entropy_from_partials(whole, y, num_classes=4), xc.cross_entropy(x, y)
     (0.4493, 0.4493)
     """
-    block = _prepare_block(
+    shard = _prepare_shard(
         input, target, class_start=class_start, num_classes=num_classes, weight=weight, ignore_index=ignore_index,
         label_smoothing=label_smoothing, softcap=softcap, where=where,
     )
     try:
-        records = partials_of(block.x, block.target, block.class_start, block.options, block.row_mask)
+        records = partials_of(shard.x, shard.target, shard.class_start, shard.options, shard.row_mask)
     except IndexError as err:
-        raise _validation.locate_label_error(err, block.batch_shape) from None
-    return records.reshape(block.batch_shape)
+        raise _validation.locate_label_error(err, shard.batch_shape) from None
+    return records.reshape(shard.batch_shape)
 
 
 def merge_partials(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The exact merge of the partial statistics of two blocks of classes, row by row.
+    """The exact merge of the partial statistics of two shards of classes, row by row.
 
-    Commutative and associative up to float64 rounding, so the blocks of a row can be merged in any order
+    Commutative and associative up to float64 rounding, so the shards of a row can be merged in any order
     and grouping (a fixed order gives the same bits every time). A record of rows that were ignored or
-    masked, or of a block of nothing but ``-inf``, merges as nothing.
+    masked, or of a shard of nothing but ``-inf``, merges as nothing.
 
 {algebra}
 
@@ -399,7 +399,7 @@ def cross_entropy_from_partials(
 ) -> Any:
     """The cross-entropy of rows from their merged partial statistics, as :func:`xentcpp.cross_entropy`.
 
-    Every row that counts must have the records of all its classes merged, each block once (``classes``
+    Every row that counts must have the records of all its classes merged, each shard once (``classes``
     equal to ``num_classes``, and the target class covered once): otherwise ValueError.
 
 {algebra}
@@ -433,7 +433,7 @@ def cross_entropy_from_partials(
     Raises
     ------
     TypeError, ValueError
-        Bad arguments, or records that miss a block or hold one twice.
+        Bad arguments, or records that miss a shard or hold one twice.
     IndexError
         A label outside ``[0, num_classes)`` that is not ``ignore_index``.
 
@@ -482,9 +482,9 @@ def cross_entropy_grad_from_partials(
     softcap: Optional[float] = None,
     where: Optional[ArrayLike] = None,
 ) -> np.ndarray:
-    """The gradient of the cross-entropy with respect to a block of classes, from the rows' merged records.
+    """The gradient of the cross-entropy with respect to a shard of classes, from the rows' merged records.
 
-    Each block needs only its own logits and its rows' merged statistics: ``p = exp((x - m) - log(s))``
+    Each shard needs only its own logits and its rows' merged statistics: ``p = exp((x - m) - log(s))``
     and the row's scale give ``scale * (p * K - v)`` with the target's entry computed in float64, as
     :func:`xentcpp.cross_entropy_grad` computes it for a whole row.
 
@@ -493,9 +493,9 @@ def cross_entropy_grad_from_partials(
     Parameters
     ----------
     input, target, class_start, num_classes, weight, ignore_index, label_smoothing, softcap, where
-        As given to :func:`cross_entropy_partials` for this block.
+        As given to :func:`cross_entropy_partials` for this shard.
     partials : ndarray
-        The rows' merged records (:func:`merge_partials` of every block).
+        The rows' merged records (:func:`merge_partials` of every shard).
     grad_output : float or array_like, default 1.0
         The upstream gradient: a scalar, or for ``"none"`` per-row values broadcastable to the rows' shape.
     reduction : {{"mean", "sum", "none"}}, default "mean"
@@ -507,12 +507,12 @@ def cross_entropy_grad_from_partials(
     Returns
     -------
     ndarray
-        The block's gradient, of ``input``'s shape and dtype.
+        The shard's gradient, of ``input``'s shape and dtype.
 
     Raises
     ------
     TypeError, ValueError, IndexError
-        As :func:`cross_entropy_partials`; also for records that miss a block or hold one twice.
+        As :func:`cross_entropy_partials`; also for records that miss a shard or hold one twice.
 
     Examples
     --------
@@ -523,23 +523,23 @@ def cross_entropy_grad_from_partials(
     >>> xc.cross_entropy_grad_from_partials(x[:, 2:], y, whole, class_start=2, num_classes=4)
     array([[ 0.25, -0.75]])
     """
-    block = _prepare_block(
+    shard = _prepare_shard(
         input, target, class_start=class_start, num_classes=num_classes, weight=weight, ignore_index=ignore_index,
         label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap, where=where, reduction=reduction,
     )
     records = _records(partials)
-    if records.shape != block.batch_shape:
-        raise ValueError(f"partials has shape {records.shape}; expected the block's rows, {block.batch_shape}")
-    upstream, per_row = _validation.grad_output_rows(block.call, grad_output)
+    if records.shape != shard.batch_shape:
+        raise ValueError(f"partials has shape {records.shape}; expected the shard's rows, {shard.batch_shape}")
+    upstream, per_row = _validation.grad_output_rows(shard.call, grad_output)
     rows = None if per_row is None else per_row.astype(np.float64)
     try:
-        sums = denominators(block.labels, block.x.shape[0], block.options, block.row_mask)
+        sums = denominators(shard.labels, shard.x.shape[0], shard.options, shard.row_mask)
         scales = scales_for(reduction, sums, upstream, rows)
-        grad = grad_of(block.x, block.target, records.reshape(-1), block.class_start, block.options, block.row_mask,
+        grad = grad_of(shard.x, shard.target, records.reshape(-1), shard.class_start, shard.options, shard.row_mask,
                        scales)
     except (IndexError, ValueError) as err:
-        raise _validation.locate_label_error(err, block.batch_shape) from None
-    return grad.reshape(block.batch_shape + (block.x.shape[1],)).astype(block.call.input_dtype, copy=False)
+        raise _validation.locate_label_error(err, shard.batch_shape) from None
+    return grad.reshape(shard.batch_shape + (shard.x.shape[1],)).astype(shard.call.input_dtype, copy=False)
 
 
 _DOCUMENTED = (cross_entropy_partials, merge_partials, cross_entropy_from_partials, cross_entropy_grad_from_partials)

@@ -11,11 +11,11 @@ from numpy.typing import ArrayLike
 
 from . import _core
 from ._logsumexp_scaled import scaled_logsumexp
-from ._validation import axis_tuple, float_array
+from ._validation import axis_tuple, check_out, float_array
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
-_LOGSUMEXP, _SOFTMAX, _LOG_SOFTMAX = 0, 1, 2
+_LOGSUMEXP, _SOFTMAX, _LOG_SOFTMAX = _core.SoftmaxOp.logsumexp, _core.SoftmaxOp.softmax, _core.SoftmaxOp.log_softmax
 Axis = Union[int, Tuple[int, ...], None]
 
 
@@ -47,24 +47,14 @@ def _block(a: np.ndarray, axes: Tuple[int, ...], keepdims: bool) -> _Block:
                   math.prod(shape[i] for i in axes), 1, kept + axes, reduced)
 
 
-def _check_out(out: Any, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != dtype or out.shape != shape:
-        raise ValueError(f"out must have dtype {dtype} and shape {shape}, got {out.dtype} and {out.shape}")
-    if not out.flags.writeable or not out.flags.c_contiguous:
-        raise ValueError("out must be writeable and C-contiguous")
-    return out
-
-
-def _apply(op: int, x: ArrayLike, axis: Axis, out: Optional[np.ndarray], keepdims: bool = False) -> Any:
+def _apply(op: _core.SoftmaxOp, x: ArrayLike, axis: Axis, out: Optional[np.ndarray], keepdims: bool = False) -> Any:
     given = x if isinstance(x, np.ndarray) else np.asarray(x)  # the caller's memory, if any
     a = float_array(given, "input")
     axes = axis_tuple(axis, a.ndim or 1)  # a 0-d input is one entry: axis -1, 0, (0,), () or None
     block = _block(a.reshape(1) if a.ndim == 0 else a, axes, keepdims)
     shape = (block.reduced if a.ndim else ()) if op == _LOGSUMEXP else a.shape
     if out is not None:
-        _check_out(out, shape, a.dtype)
+        check_out(out, shape, a.dtype)
     if out is not None and (op == _LOGSUMEXP or block.order is None):
         result = out
     elif op != _LOGSUMEXP and block.data is not given and not np.may_share_memory(block.data, given):
@@ -166,7 +156,7 @@ def logsumexp(x: ArrayLike, axis: Axis = -1, b: Optional[ArrayLike] = None, keep
     if not return_sign:
         value[sign < 0] = np.nan
     if out is not None:
-        np.copyto(_check_out(out, value.shape, value.dtype), value)
+        np.copyto(check_out(out, value.shape, value.dtype), value)
         value = out
     value = value[()] if value.ndim == 0 and out is None else value
     return (value, sign[()] if sign.ndim == 0 else sign) if return_sign else value

@@ -113,7 +113,7 @@ def prepare(
     storage = x.dtype.newbyteorder("=")  # byte-swapped (big-endian) input is converted once
     if is_half(storage) and (not from_logits or (probability_targets and t.dtype != storage)):
         storage = _FLOAT32  # computed from a float32 copy (see the module docstring)
-    rows_view = _rows(x, axis, storage)
+    rows_view = as_rows(x, axis, storage)
     dtype = compute_dtype(storage)
 
     ignore_index = _int64(ignore_index, "ignore_index")
@@ -122,7 +122,7 @@ def prepare(
             raise TypeError(f"probability targets must be real numbers, got dtype {t.dtype}")
         if ignore_index != DEFAULT_IGNORE_INDEX:
             raise ValueError("ignore_index is only supported for class-index targets, not probability targets")
-        target_rows = _rows(t, axis, storage)
+        target_rows = as_rows(t, axis, storage)
     elif t.shape == batch_shape:
         target_rows = _labels(t)
     else:
@@ -185,12 +185,15 @@ def class_weights(weight: Any, classes: int, dtype: np.dtype) -> Optional[np.nda
     return np.require(w, dtype=dtype, requirements=["C", "A"])
 
 
-def _rows(a: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
-    """``a`` as C-contiguous (rows, classes) of ``dtype``: a view when it already is one, else one copy."""
-    if axis != a.ndim - 1:
+def as_rows(a: np.ndarray, axis: int = -1, dtype: Optional[np.dtype] = None) -> np.ndarray:
+    """``a`` as C-contiguous, aligned (rows, classes) of ``dtype`` (default: its own), the classes
+    along ``axis`` and the rows the other axes in C order: a view when it already is one, else one copy.
+    "A": a misaligned buffer (e.g. a view at an odd byte offset) is copied, never read unaligned."""
+    classes = a.shape[axis] if a.ndim else 1
+    if a.ndim and axis % a.ndim != a.ndim - 1:
         a = np.moveaxis(a, axis, -1)
-    # "A": a misaligned buffer (e.g. a view at an odd byte offset) is copied, never read unaligned.
-    return np.require(a, dtype=dtype, requirements=["C", "A"]).reshape(-1, a.shape[-1])
+    rows = math.prod(a.shape[:-1]) if a.ndim else 1
+    return np.require(a, dtype=dtype, requirements=["C", "A"]).reshape(rows, classes)
 
 
 def _row_mask(where: Any, batch_shape: Tuple[int, ...]) -> np.ndarray:
@@ -261,28 +264,44 @@ def grad_output_rows(call: Call, grad_output: Any) -> tuple[float, Optional[np.n
     return 1.0, np.require(rows, requirements=["C", "A"]).reshape(-1)
 
 
-def check_out(call: Call, out: Any) -> None:
-    """``out`` must be a writeable C-contiguous array of the input's shape and dtype, overlapping no
-    other argument; the one overlap allowed is ``out`` being the input itself (an in-place gradient)."""
+def check_out(
+    out: Any,
+    shape: Tuple[int, ...],
+    dtype: np.dtype,
+    *,
+    arguments: Tuple[Tuple[str, Optional[np.ndarray]], ...] = (),
+    in_place_of: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """``out`` as every function of xentcpp takes it: a writeable C-contiguous numpy.ndarray of ``shape``
+    and ``dtype`` (TypeError for another type or dtype, ValueError for the rest) that overlaps none of
+    the named ``arguments``; ``in_place_of``, if given, may be ``out`` itself (an in-place result)
+    but no other part of it."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != call.input_dtype:
-        raise TypeError(f"out must have the input's dtype {call.input_dtype}, got {out.dtype}")
-    if out.shape != call.input_shape:
-        raise ValueError(f"out must have the input's shape {call.input_shape}, got {out.shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"out must have dtype {dtype}, got {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {out.shape}")
     if not out.flags.writeable:
         raise ValueError("out is read-only")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
-    for name, other in (("target", call.caller_target), ("weight", call.weight), ("where", call.options["row_mask"])):
+    for name, other in arguments:
         if other is not None and np.may_share_memory(out, other):
             raise ValueError(f"out overlaps {name}; only out=input may share memory with an argument")
-    x = call.caller_input
-    same_as_input = out is x or (
-        out.__array_interface__["data"][0] == x.__array_interface__["data"][0] and out.strides == x.strides
-    )
-    if not same_as_input and np.may_share_memory(out, x):
-        raise ValueError("out overlaps part of the input; pass out=input for an in-place gradient")
+    if in_place_of is not None:
+        x = in_place_of
+        same = out is x or (out.__array_interface__["data"][0] == x.__array_interface__["data"][0]
+                            and out.strides == x.strides)
+        if not same and np.may_share_memory(out, x):
+            raise ValueError("out overlaps part of the input; pass out=input for an in-place result")
+    return out
+
+
+def check_gradient_out(call: Call, out: Any) -> np.ndarray:
+    """``out`` for the gradient of ``call``: the input's shape and dtype, the input itself allowed."""
+    arguments = (("target", call.caller_target), ("weight", call.weight), ("where", call.options["row_mask"]))
+    return check_out(out, call.input_shape, call.input_dtype, arguments=arguments, in_place_of=call.caller_input)
 
 
 _ROW_IN_MESSAGE = re.compile(r"\b(target|partials)\[(\d+)\]")

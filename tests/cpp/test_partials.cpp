@@ -1,7 +1,7 @@
-// Cross-entropy from blocks of classes (xentcpp/partials.hpp): the records of any split of the class
+// Cross-entropy from shards of classes (xentcpp/partials.hpp): the records of any split of the class
 // axis, merged in any order and tree shape, give the whole row's loss (the core's own, and the float64
-// reference) and each block's gradient; empty records merge as nothing; non-finite values, confident
-// rows, bad labels and records that miss a block behave as the contract says.
+// reference) and each shard's gradient; empty records merge as nothing; non-finite values, confident
+// rows, bad labels and records that miss a shard behave as the contract says.
 #include <algorithm>
 #include <functional>
 #include <numeric>
@@ -34,7 +34,7 @@ PartialOptions<T> options_of(const Case<T>& c, const Extra& extra) {
     return o;
 }
 
-// Columns [start, start + width) of a rows × classes buffer, as their own C-contiguous block.
+// Columns [start, start + width) of a rows × classes buffer, as their own C-contiguous shard.
 template <typename T>
 std::vector<T> columns(const std::vector<T>& a, Index rows, Index classes, Index start, Index width) {
     std::vector<T> out(sz(rows * width));
@@ -44,13 +44,13 @@ std::vector<T> columns(const std::vector<T>& a, Index rows, Index classes, Index
     return out;
 }
 
-// The block [start, start + width) of a case, with its own copies of the logits and targets.
+// The shard [start, start + width) of a case, with its own copies of the logits and targets.
 template <typename T>
-struct Block {
+struct Shard {
     std::vector<T> logits, probs;
-    xentcpp::ClassBlock<T> view;
+    xentcpp::ClassShard<T> view;
 
-    Block(const Case<T>& c, Index start, Index width)
+    Shard(const Case<T>& c, Index start, Index width)
         : logits(columns(c.input, c.rows, c.classes, start, width)),
           probs(c.probs.empty() ? std::vector<T>{} : columns(c.probs, c.rows, c.classes, start, width)) {
         view.logits = logits.data();
@@ -65,9 +65,9 @@ struct Block {
 
 template <typename T>
 std::vector<RowPartial> partials_of(const Case<T>& c, Index start, Index width, const PartialOptions<T>& o) {
-    Block<T> block(c, start, width);
+    Shard<T> shard(c, start, width);
     std::vector<RowPartial> out(sz(c.rows));
-    xentcpp::row_partials<T>(block.view, o, out.data());
+    xentcpp::row_partials<T>(shard.view, o, out.data());
     return out;
 }
 
@@ -77,7 +77,7 @@ std::vector<RowPartial> merge(const std::vector<RowPartial>& a, const std::vecto
     return out;
 }
 
-// Block boundaries 0 = cuts[0] < ... < cuts.back() = classes.
+// Shard boundaries 0 = cuts[0] < ... < cuts.back() = classes.
 std::vector<Index> one_class_each(Index classes) {
     std::vector<Index> cuts(sz(classes + 1));
     std::iota(cuts.begin(), cuts.end(), Index{0});
@@ -88,16 +88,16 @@ std::vector<std::vector<Index>> splits(Index classes) {
 }
 
 template <typename T>
-std::vector<std::vector<RowPartial>> blocks_of(const Case<T>& c, const std::vector<Index>& cuts,
+std::vector<std::vector<RowPartial>> shards_of(const Case<T>& c, const std::vector<Index>& cuts,
                                                const PartialOptions<T>& o) {
     std::vector<std::vector<RowPartial>> out;
     for (std::size_t k = 0; k + 1 < cuts.size(); ++k) out.push_back(partials_of(c, cuts[k], cuts[k + 1] - cuts[k], o));
     return out;
 }
 
-std::vector<RowPartial> fold(const std::vector<std::vector<RowPartial>>& blocks) {
-    std::vector<RowPartial> total = blocks[0];
-    for (std::size_t k = 1; k < blocks.size(); ++k) total = merge(total, blocks[k]);
+std::vector<RowPartial> fold(const std::vector<std::vector<RowPartial>>& shards) {
+    std::vector<RowPartial> total = shards[0];
+    for (std::size_t k = 1; k < shards.size(); ++k) total = merge(total, shards[k]);
     return total;
 }
 
@@ -177,8 +177,8 @@ void expect_any_split_matches_the_whole_row() {
         const Case<double> d = c.template as<double>();  // the loss takes double weights (exact)
         const std::vector<T> core = core_row_losses(c, extra);
         for (const std::vector<Index>& cuts : splits(c.classes)) {
-            SCOPED_TRACE(::testing::Message() << cuts.size() - 1 << " blocks");
-            const std::vector<double> got = losses_of(fold(blocks_of(c, cuts, o)), d, options_of(d, extra));
+            SCOPED_TRACE(::testing::Message() << cuts.size() - 1 << " shards");
+            const std::vector<double> got = losses_of(fold(shards_of(c, cuts, o)), d, options_of(d, extra));
             EXPECT_TRUE(all_close(got, widen(core), tol<T>()));
             if (extra.softcap == 0.0 && extra.z_loss == 0.0) {
                 EXPECT_TRUE(all_close(got, c.ref_rows(), tol<T>()));
@@ -190,7 +190,7 @@ void expect_any_split_matches_the_whole_row() {
 TEST(Partials, AnySplitOfTheClassesGivesTheWholeRowsLossFloat) { expect_any_split_matches_the_whole_row<float>(); }
 TEST(Partials, AnySplitOfTheClassesGivesTheWholeRowsLossDouble) { expect_any_split_matches_the_whole_row<double>(); }
 
-// Every binary tree over the blocks in the given order (Catalan many), each leaf once.
+// Every binary tree over the shards in the given order (Catalan many), each leaf once.
 void trees(const std::vector<std::vector<RowPartial>>& leaves, std::size_t lo, std::size_t hi,
            const std::function<void(const std::vector<RowPartial>&)>& visit) {
     if (hi - lo == 1) return visit(leaves[lo]);
@@ -208,7 +208,7 @@ TEST(Partials, MergesInEveryOrderAndTreeShapeAgreeToRounding) {
     Case<double> c = weighted_case<double>(17);
     c.smoothing = 0.2;
     const PartialOptions<double> o = options_of(c, Extra{1e-3, 0.0});
-    const std::vector<std::vector<RowPartial>> leaves = blocks_of(c, {0, 2, 7, 8, 15, 23}, o);
+    const std::vector<std::vector<RowPartial>> leaves = shards_of(c, {0, 2, 7, 8, 15, 23}, o);
     const std::vector<double> first = losses_of(fold(leaves), c, o);
     std::vector<std::size_t> order(leaves.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
@@ -236,15 +236,15 @@ void expect_block_gradients_match_the_whole_row() {
         const PartialOptions<T> o = options_of(c, extra);
         const std::vector<T> whole = core_grad(c, extra);
         for (const std::vector<Index>& cuts : splits(c.classes)) {
-            SCOPED_TRACE(::testing::Message() << cuts.size() - 1 << " blocks");
-            const std::vector<RowPartial> merged = fold(blocks_of(c, cuts, o));
+            SCOPED_TRACE(::testing::Message() << cuts.size() - 1 << " shards");
+            const std::vector<RowPartial> merged = fold(shards_of(c, cuts, o));
             for (std::size_t k = 0; k + 1 < cuts.size(); ++k) {
                 const Index start = cuts[k], width = cuts[k + 1] - start;
-                Block<T> block(c, start, width);
-                std::vector<T> g(block.logits.size(), kUnwritten<T>);
-                xentcpp::grad_from_partials<T>(block.view, merged.data(), o, xentcpp::PartialScales{}, g.data());
+                Shard<T> shard(c, start, width);
+                std::vector<T> g(shard.logits.size(), kUnwritten<T>);
+                xentcpp::grad_from_partials<T>(shard.view, merged.data(), o, xentcpp::PartialScales{}, g.data());
                 EXPECT_TRUE(all_close(g, widen(columns(whole, c.rows, c.classes, start, width)), tol<T>()))
-                    << "block at " << start;
+                    << "shard at " << start;
             }
         }
     }
@@ -256,15 +256,15 @@ TEST(Partials, EachBlocksGradientIsTheWholeRowsDouble) { expect_block_gradients_
 TEST(Partials, GradientInPlaceAndScaledPerRow) {
     const Case<double> c = weighted_case<double>(19);
     const PartialOptions<double> o = options_of(c, Extra{});
-    const std::vector<RowPartial> merged = fold(blocks_of(c, {0, 10, 23}, o));
+    const std::vector<RowPartial> merged = fold(shards_of(c, {0, 10, 23}, o));
     std::vector<double> per_row(sz(c.rows));
     for (Index i = 0; i < c.rows; ++i) per_row[sz(i)] = 0.5 + static_cast<double>(i);
     const std::vector<double> whole = c.grad(Reduction::none, 1.0, per_row);
-    Block<double> block(c, 10, 13);
+    Shard<double> shard(c, 10, 13);
     xentcpp::PartialScales scales;
     scales.scale_rows = per_row.data();
-    xentcpp::grad_from_partials<double>(block.view, merged.data(), o, scales, block.logits.data());
-    EXPECT_TRUE(all_close(block.logits, columns(whole, c.rows, c.classes, 10, 13), tol<double>()));
+    xentcpp::grad_from_partials<double>(shard.view, merged.data(), o, scales, shard.logits.data());
+    EXPECT_TRUE(all_close(shard.logits, columns(whole, c.rows, c.classes, 10, 13), tol<double>()));
 }
 
 TEST(Partials, AnEmptyRecordMergesAsNothing) {
@@ -290,12 +290,12 @@ TEST(Partials, AConfidentRowKeepsFullRelativePrecision) {
     const double want = std::log1p(39.0 * std::exp(-45.0));  // 1.1e-18: 1 + r rounds to 1 in double
     const PartialOptions<double> o = options_of(c, Extra{});
     for (const std::vector<Index>& cuts : splits(c.classes)) {
-        const std::vector<double> got = losses_of(fold(blocks_of(c, cuts, o)), c, o);
+        const std::vector<double> got = losses_of(fold(shards_of(c, cuts, o)), c, o);
         EXPECT_NEAR(got[0] / want, 1.0, 1e-13);
     }
 }
 
-// NaN, +inf and -inf in one block, and a row of -inf: each row's loss is what the whole row gives.
+// NaN, +inf and -inf in one shard, and a row of -inf: each row's loss is what the whole row gives.
 TEST(Partials, NonFiniteValuesGiveTheWholeRowsResults) {
     Case<double> c = random_index_case<double>(6, 12, 29);
     const double inf = kInf;
@@ -303,12 +303,12 @@ TEST(Partials, NonFiniteValuesGiveTheWholeRowsResults) {
     c.input[1 * 12 + 9] = inf;
     c.input[2 * 12 + 1] = -inf;  // one masked class: a finite loss
     for (Index k = 0; k < 12; ++k) c.input[sz(3 * 12 + k)] = -inf;  // no softmax: NaN
-    for (Index k = 0; k < 6; ++k) c.input[sz(4 * 12 + k)] = -inf;    // a whole block of -inf: finite
+    for (Index k = 0; k < 6; ++k) c.input[sz(4 * 12 + k)] = -inf;    // a whole shard of -inf: finite
     c.labels = {0, 1, 2, 3, 7, 4};
     const std::vector<double> whole = core_row_losses(c, Extra{});
     const PartialOptions<double> o = options_of(c, Extra{});
     for (const std::vector<Index>& cuts : {std::vector<Index>{0, 6, 12}, one_class_each(12)}) {
-        const std::vector<double> got = losses_of(fold(blocks_of(c, cuts, o)), c, o);
+        const std::vector<double> got = losses_of(fold(shards_of(c, cuts, o)), c, o);
         EXPECT_TRUE(all_close(got, whole, 1e-12));
     }
     EXPECT_TRUE(std::isnan(whole[0]) && std::isnan(whole[1]) && std::isnan(whole[3]));
@@ -319,7 +319,7 @@ TEST(Partials, SumsOfRowShardsAddUpToTheWholeBatch) {
     Case<double> c = weighted_case<double>(31);
     c.smoothing = 0.1;
     const PartialOptions<double> o = options_of(c, Extra{0.01, 0.0});
-    const std::vector<RowPartial> merged = fold(blocks_of(c, {0, 12, 23}, o));
+    const std::vector<RowPartial> merged = fold(shards_of(c, {0, 12, 23}, o));
     xentcpp::PartialSums whole;
     losses_of(merged, c, o, &whole);
     const Index half = 4;
@@ -345,17 +345,17 @@ TEST(Partials, ABadLabelIsReportedWithItsRowBeforeAnythingIsWritten) {
     Case<double> c = random_index_case<double>(5, 8, 37);
     c.labels[3] = 8;
     const PartialOptions<double> o = options_of(c, Extra{});
-    Block<double> block(c, 0, 4);
+    Shard<double> shard(c, 0, 4);
     std::vector<RowPartial> out(5, RowPartial{1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7, 8});
     try {
-        xentcpp::row_partials<double>(block.view, o, out.data());
+        xentcpp::row_partials<double>(shard.view, o, out.data());
         ADD_FAILURE() << "no exception";
     } catch (const std::out_of_range& e) {
         EXPECT_NE(std::string(e.what()).find("target[3] = 8"), std::string::npos) << e.what();
     }
     EXPECT_EQ(out[0].classes, 7);  // untouched
-    std::vector<double> g(block.logits.size(), 1.0);
-    EXPECT_THROW(xentcpp::grad_from_partials<double>(block.view, out.data(), o, {}, g.data()), std::out_of_range);
+    std::vector<double> g(shard.logits.size(), 1.0);
+    EXPECT_THROW(xentcpp::grad_from_partials<double>(shard.view, out.data(), o, {}, g.data()), std::out_of_range);
     EXPECT_THROW(xentcpp::loss_from_partials(out.data(), 5, 8, c.labels.data(), nullptr, o, nullptr, nullptr),
                  std::out_of_range);
 }
@@ -368,8 +368,8 @@ TEST(Partials, RecordsThatMissOrRepeatABlockAreRefused) {
         return xentcpp::loss_from_partials(p.data(), 4, 10, c.labels.data(), nullptr, o, nullptr, nullptr);
     };
     EXPECT_NO_THROW(loss(merge(a, b)));
-    EXPECT_THROW(loss(a), std::invalid_argument);              // a block missing
-    EXPECT_THROW(loss(merge(merge(a, b), b)), std::invalid_argument);  // a block twice
+    EXPECT_THROW(loss(a), std::invalid_argument);              // a shard missing
+    EXPECT_THROW(loss(merge(merge(a, b), b)), std::invalid_argument);  // a shard twice
     try {
         loss(a);
     } catch (const std::invalid_argument& e) {
@@ -381,26 +381,26 @@ TEST(Partials, OptionsAndSizesAreChecked) {
     const Case<double> c = random_index_case<double>(3, 6, 43);
     PartialOptions<double> o = options_of(c, Extra{});
     std::vector<RowPartial> out(3);
-    Block<double> block(c, 2, 4);
-    const auto partials = [&](const xentcpp::ClassBlock<double>& view, const PartialOptions<double>& options) {
+    Shard<double> shard(c, 2, 4);
+    const auto partials = [&](const xentcpp::ClassShard<double>& view, const PartialOptions<double>& options) {
         xentcpp::row_partials<double>(view, options, out.data());
     };
-    xentcpp::ClassBlock<double> past = block.view;
+    xentcpp::ClassShard<double> past = shard.view;
     past.class_start = 3;  // [3, 7) does not fit in 6 classes
     EXPECT_THROW(partials(past, o), std::invalid_argument);
-    xentcpp::ClassBlock<double> both = block.view;
-    both.probs = block.logits.data();
+    xentcpp::ClassShard<double> both = shard.view;
+    both.probs = shard.logits.data();
     EXPECT_THROW(partials(both, o), std::invalid_argument);
     PartialOptions<double> bad = o;
     bad.label_smoothing = 1.5;
-    EXPECT_THROW(partials(block.view, bad), std::invalid_argument);
+    EXPECT_THROW(partials(shard.view, bad), std::invalid_argument);
     bad = o;
     bad.softcap = -1.0;
-    EXPECT_THROW(partials(block.view, bad), std::invalid_argument);
+    EXPECT_THROW(partials(shard.view, bad), std::invalid_argument);
     const std::vector<double> nan_weight(6, kNaN);
     bad = o;
     bad.weight = nan_weight.data();
-    EXPECT_THROW(partials(block.view, bad), std::invalid_argument);
+    EXPECT_THROW(partials(shard.view, bad), std::invalid_argument);
 }
 
 }  // namespace

@@ -1,33 +1,33 @@
-// xentcpp: cross-entropy of rows whose classes are split into blocks (a vocabulary sharded across
-// arrays, threads or machines), from per-row partial statistics that merge exactly.
+// xentcpp: cross-entropy of rows whose classes are split into shards (a vocabulary split across arrays,
+// processes or machines), from per-row partial statistics that merge exactly.
 //
-// The algebra. Cut the classes [0, C) of a row x into disjoint blocks B. With per-class multipliers
+// The algebra. Cut the classes [0, C) of a row x into disjoint shards B. With per-class multipliers
 // v (v = w, the class weights, for class-index targets; v = w t' for probability targets t, smoothed
-// to t' = (1 - a) t + a / C), a block's RowPartial holds
+// to t' = (1 - a) t + a / C), a shard's RowPartial holds
 //     m_B = max_{c in B} x_c                              (NaN skipped)
 //     s_B = sum_{c in B} exp(x_c - m_B)                   as at_max (how many x_c equal m_B: each adds
 //                                                         exp(0) = 1) and below_max (the other terms)
 //     d_B = sum_{c in B, v_c != 0} v_c (x_c - m_B),   M_B = sum_{c in B} v_c
 //     x_y                                                 when the row's target class y lies in B
-// from one read of the block. Two blocks' records merge exactly (the same formula joins the blocks of
+// from one read of the shard. Two shards' records merge exactly (the same formula joins the blocks of
 // one row inside the kernels):
 //     m = max(m_A, m_B),   s = s_A exp(m_A - m) + s_B exp(m_B - m),
 //     d = d_A + M_A (m_A - m) + d_B + M_B (m_B - m),   M = M_A + M_B,
 // commutative and associative up to rounding (a record's 1s become terms below the max when the
-// other's max is higher). Once the records of every block of a row are merged, lse = m + log(s) with
+// other's max is higher). Once the records of every shard of a row are merged, lse = m + log(s) with
 // log(s) = log1p((at_max - 1) + below_max), which keeps a confident row's loss to full relative
 // precision, and the row's loss is that of xentcpp.hpp:
 //     (1 - a) w_y (log s - (x_y - m)) + (a / C) (W log s - d)     class index y, W = sum_c w_c
 //     M log s - d                                                 probability target
-// plus z_loss * lse^2. The gradient of any block needs only the row's merged record:
+// plus z_loss * lse^2. The gradient of any shard needs only the row's merged record:
 //     g_c = scale (p_c K - v_c) + 2 z_loss lse z_scale p_c,   p_c = exp((x_c - m) - log s),
 // K = (1 - a) w_y + (a / C) W (index) or M (probabilities), v_c's class-index part a w_c / C, and at
 // c = y the entry scale ((1 - a) w_y (p_y - 1) + ...) computed in double, p_y - 1 = -(s - e_y) / s.
 // Merging the partials of any split of the class axis gives cross_entropy of the whole row to the
 // rounding of the compute type.
 //
-// Values: NaN in a block makes its below_max NaN, and the merged row's loss NaN; +inf gives NaN as in
-// xentcpp.hpp (inf - inf); a block whose every logit is -inf has m_B = -inf and s_B = 0, and merges
+// Values: NaN in a shard makes its below_max NaN, and the merged row's loss NaN; +inf gives NaN as in
+// xentcpp.hpp (inf - inf); a shard whose every logit is -inf has m_B = -inf and s_B = 0, and merges
 // as nothing (d_B = -inf where some v_c > 0, as the whole row's d would be); a row whose every logit
 // is -inf has a NaN loss and gradient. Rows that are ignored (label == ignore_index) or masked
 // (row_mask 0) get an empty record (m = -inf, sums 0, targets 0): their statistics are not computed,
@@ -45,7 +45,7 @@
 
 namespace xentcpp {
 
-// One row's statistics over a block of its classes (see above). Plain doubles and integers: a record
+// One row's statistics over a shard of its classes (see above). Plain doubles and integers: a record
 // can be sent anywhere as 64 bytes.
 struct RowPartial {
     double max;           // m_B, or -inf for an empty record
@@ -58,11 +58,11 @@ struct RowPartial {
     std::int64_t targets; // how many times it covers the row's target class (class-index targets)
 };
 
-// A block of classes [class_start, class_start + width) of rows whose whole class axis has `classes`
+// A shard of classes [class_start, class_start + width) of rows whose whole class axis has `classes`
 // entries. `logits` is rows × width (C-contiguous); exactly one of `labels` (rows entries) and
-// `probs` (rows × width: the block's columns of the probability targets) is given.
+// `probs` (rows × width: the shard's columns of the probability targets) is given.
 template <typename T>
-struct ClassBlock {
+struct ClassShard {
     const T* logits = nullptr;
     std::int64_t rows = 0;
     std::int64_t width = 0;
@@ -74,7 +74,7 @@ struct ClassBlock {
 };
 
 // The options that shape the statistics, the loss and the gradient; as in Options, with `weight`
-// holding all `classes` entries (indexed by class, not by the block's columns).
+// holding all `classes` entries (indexed by class, not by the shard's columns).
 template <typename T>
 struct PartialOptions {
     const T* weight = nullptr;
@@ -84,9 +84,9 @@ struct PartialOptions {
     double softcap = 0.0;  // used by row_partials and grad_from_partials (the logits as given, before the cap)
 };
 
-// Writes one record per row of `block` into `out` (rows entries).
+// Writes one record per row of `shard` into `out` (rows entries).
 template <typename T>
-void row_partials(const ClassBlock<T>& block, const PartialOptions<T>& options, RowPartial* out);
+void row_partials(const ClassShard<T>& shard, const PartialOptions<T>& options, RowPartial* out);
 
 // out[i] = merge(a[i], b[i]) for i < rows; out may be a or b.
 void merge_partials(const RowPartial* a, const RowPartial* b, std::int64_t rows, RowPartial* out);
@@ -137,10 +137,10 @@ struct PartialScales {
     bool zero_weight_mean = false;
 };
 
-// The gradient of `block` (rows × width, into `grad`, which may be block.logits) from the rows'
+// The gradient of `shard` (rows × width, into `grad`, which may be shard.logits) from the rows'
 // merged records. Ignored and masked rows get 0.
 template <typename T>
-void grad_from_partials(const ClassBlock<T>& block, const RowPartial* partials, const PartialOptions<T>& options,
+void grad_from_partials(const ClassShard<T>& shard, const RowPartial* partials, const PartialOptions<T>& options,
                         const PartialScales& scales, T* grad);
 
 }  // namespace xentcpp

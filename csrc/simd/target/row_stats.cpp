@@ -23,19 +23,51 @@
 namespace xentcpp::simd::XENTCPP_TARGET {
 namespace {
 
-// The multipliers v of lanes [c, c + lanes) (or only the first `valid` of them, the rest 0).
+// The multipliers v of a span (Multipliers) as vectors: kWeight and kProbs say which parts there are.
 template <typename T, bool kWeight, bool kProbs>
-V<T> multipliers(const T* weight, const T* probs, std::int64_t c, std::int64_t valid, V<T> keep, V<T> spread) {
-    constexpr int L = Vec<T>::lanes;
-    V<T> v = splat(T(1));
-    if constexpr (kProbs) {
-        v = mul_add<T>(valid == L ? load(probs + c) : load_partial(probs + c, valid, T(0)), keep, spread);
+struct MultiplierLanes {
+    MultiplierLanes() = default;
+    explicit MultiplierLanes(const Multipliers<T>& v)
+        : weight(v.weight), probs(v.probs), keep(splat(v.keep)), spread(splat(v.spread)) {}
+
+    // Those of the span's part starting `start` elements further on.
+    MultiplierLanes from(std::int64_t start) const {
+        MultiplierLanes out = *this;
+        out.weight = weight ? weight + start : nullptr;
+        out.probs = probs ? probs + start : nullptr;
+        return out;
     }
-    if constexpr (kWeight) {
-        v = v * (valid == L ? load(weight + c) : load_partial(weight + c, valid, T(0)));
+
+    // v of lanes [c, c + lanes) (or only the first `valid` of them, the rest 0).
+    XENTCPP_INLINE V<T> operator()(std::int64_t c, std::int64_t valid) const {
+        constexpr int L = Vec<T>::lanes;
+        V<T> v = splat(T(1));
+        if constexpr (kProbs) {
+            v = mul_add<T>(valid == L ? load(probs + c) : load_partial(probs + c, valid, T(0)), keep, spread);
+        }
+        if constexpr (kWeight) {
+            v = v * (valid == L ? load(weight + c) : load_partial(weight + c, valid, T(0)));
+        }
+        if (valid < L) v = lane_index<T>() < static_cast<T>(valid) ? v : splat(T(0));
+        return v;
     }
-    if (valid < L) v = lane_index<T>() < static_cast<T>(valid) ? v : splat(T(0));
-    return v;
+
+    const T* weight = nullptr;
+    const T* probs = nullptr;
+    V<T> keep{}, spread{};
+};
+
+// Calls fn(std::integral_constant<bool, kV>, ...kWeight, ...kProbs): the copy of a kernel for the
+// parts of v that there are (kV: v is used at all).
+template <typename T, typename Fn>
+XENTCPP_INLINE auto with_multipliers(bool used, const Multipliers<T>& v, const Fn& fn) {
+    using Yes = std::true_type;
+    using No = std::false_type;
+    if (!used) return fn(No{}, No{}, No{});
+    if (v.weight && v.probs) return fn(Yes{}, Yes{}, Yes{});
+    if (v.weight) return fn(Yes{}, Yes{}, No{});
+    if (v.probs) return fn(Yes{}, No{}, Yes{});
+    return fn(Yes{}, No{}, No{});
 }
 
 // Max of x[0, n) (NaN skipped).
@@ -109,7 +141,7 @@ XENTCPP_INLINE void stream_rest(T* out, std::int64_t n, std::int64_t head, std::
 }
 
 // Block [start, start + len) of a ScaledGrad: its gradient vector by vector, from the exponentials
-// that stats stored, with the one-hot correction (see store_gradient).
+// that stats stored, with the target's entry (see store_gradient).
 template <typename T, bool kV, bool kWeight, bool kProbs>
 struct GradBlock {
     GradBlock() = default;
@@ -118,17 +150,14 @@ struct GradBlock {
           len(length),
           head(stream_head(g.out + start, length, g.stream)),
           e(g.e + start),
-          weight(g.weight ? g.weight + start : nullptr),
-          probs(g.probs ? g.probs + start : nullptr),
-          target_at(g.target_at >= start && g.target_at < start + length ? g.target_at - start : -1),
-          target_grad(g.target_grad),
+          v(MultiplierLanes<T, kWeight, kProbs>(g.terms.v).from(start)),
+          target_at(g.terms.target_at >= start && g.terms.target_at < start + length ? g.terms.target_at - start : -1),
+          target_grad(g.terms.target_grad),
           carry(g.carry),
-          vv(splat(g.v_coef)),
-          vkeep(splat(g.keep)),
-          vspread(splat(g.spread)) {
+          vv(splat(g.terms.v_coef)) {
         const T m = g.maxima[start / kBlock];
         const double scale = m == g.shift ? 1.0 : std::exp(static_cast<double>(m) - static_cast<double>(g.shift));
-        factor = splat(static_cast<T>(static_cast<double>(g.p_coef) * scale / g.sum));
+        factor = splat(static_cast<T>(static_cast<double>(g.terms.p_coef) * scale / g.sum));
     }
 
     XENTCPP_INLINE V<T> operator()(std::int64_t c, std::int64_t valid) const {
@@ -136,7 +165,7 @@ struct GradBlock {
         V<T> g = factor * (valid == L ? load(e + c) : load_partial(e + c, valid, T(0)));
         // Note: explicit fused multiply-adds, so that the gradient has the same bits written late
         // (inlined into block_stats) or at once (scaled_grad).
-        if constexpr (kV) g = mul_add<T>(-vv, multipliers<T, kWeight, kProbs>(weight, probs, c, valid, vkeep, vspread), g);
+        if constexpr (kV) g = mul_add<T>(-vv, v(c, valid), g);
         return with_target<T>(g, c, valid, target_at, target_grad);
     }
 
@@ -147,12 +176,11 @@ struct GradBlock {
     std::int64_t len = 0;
     std::int64_t head = 0;
     const T* e = nullptr;
-    const T* weight = nullptr;
-    const T* probs = nullptr;
+    MultiplierLanes<T, kWeight, kProbs> v;
     std::int64_t target_at = -1;
     double target_grad = 0.0;
     Carry<T>* carry = nullptr;
-    V<T> factor{}, vv{}, vkeep{}, vspread{};
+    V<T> factor{}, vv{};
 };
 
 // Statistics of the block x[0, n) whose max is known; in the same loop, the max of the next block
@@ -163,8 +191,8 @@ struct GradBlock {
 // the previous row's streamed stores drain beside the arithmetic: after it, they stalled the core on
 // its write-combining buffers and the two phases added up.
 template <typename T, bool kDot, bool kWeight, bool kProbs, bool kStore, bool kPending>
-SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, const T* probs, V<T> keep,
-                         V<T> spread, const T* next, std::int64_t next_n, T& next_max, T* exp_out,
+SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const MultiplierLanes<T, kWeight, kProbs>& v,
+                         const T* next, std::int64_t next_n, T& next_max, T* exp_out,
                          const GradBlock<T, kDot, kWeight, kProbs> pending) {
     constexpr int L = Vec<T>::lanes;
     SpanStats<T> out;
@@ -200,9 +228,9 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
             else store_partial(exp_out + c, valid, e);
         }
         if constexpr (kDot) {
-            const V<T> v = multipliers<T, kWeight, kProbs>(weight, probs, c, valid, keep, spread);
-            run_dot += v != 0 ? v * z : splat(T(0));  // a class of zero multiplier adds nothing, even at -inf
-            run_mass += v;
+            const V<T> vc = v(c, valid);
+            run_dot += vc != 0 ? vc * z : splat(T(0));  // a class of zero multiplier adds nothing, even at -inf
+            run_mass += vc;
         }
         if constexpr (kPending) {
             if (streamed + L <= pending.len) {
@@ -239,11 +267,9 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const T* weight, con
 }
 
 template <typename T, bool kDot, bool kWeight, bool kProbs, bool kStore, bool kPending>
-SpanStats<T> span_stats(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread,
-                        T* exp_out, T* maxima, const ScaledGrad<T>* pending) {
+SpanStats<T> span_stats(const T* x, std::int64_t n, const StatsRequest<T>& request) {
     using Pending = GradBlock<T, kDot, kWeight, kProbs>;
-    const V<T> vkeep = splat(static_cast<T>(keep));
-    const V<T> vspread = splat(static_cast<T>(spread));
+    const MultiplierLanes<T, kWeight, kProbs> v(request.v);
     const auto length = [&](std::int64_t start) { return n - start < kBlock ? n - start : kBlock; };
     SpanStats<T> total;
     T max = block_max(x, length(0));
@@ -251,46 +277,38 @@ SpanStats<T> span_stats(const T* x, std::int64_t n, const T* weight, const T* pr
         const std::int64_t next = start + kBlock;
         const std::int64_t next_len = next < n ? length(next) : 0;
         T next_max = kMinusInf<T>;
-        if constexpr (kStore) maxima[start / kBlock] = max;
+        if constexpr (kStore) request.maxima[start / kBlock] = max;
         const SpanStats<T> block = block_stats<T, kDot, kWeight, kProbs, kStore, kPending>(
-            x + start, length(start), max, weight ? weight + start : nullptr, probs ? probs + start : nullptr, vkeep,
-            vspread, x + next, next_len, next_max, kStore ? exp_out + start : nullptr,
-            kPending ? Pending(*pending, start, length(start)) : Pending());
+            x + start, length(start), max, v.from(start), x + next, next_len, next_max,
+            kStore ? request.exps + start : nullptr, kPending ? Pending(*request.pending, start, length(start)) : Pending());
         total = start == 0 ? block : merge(total, block);
         max = next_max;
     }
     return total;
 }
 
-template <typename T, bool kStore, bool kPending>
-SpanStats<T> stats_dispatch(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread,
-                            bool with_dot, T* exp_out, T* maxima, const ScaledGrad<T>* pending) {
-    const auto run = [&](auto impl, const T* w, const T* t) {
-        return impl(x, n, w, t, keep, spread, exp_out, maxima, pending);
-    };
-    if (!with_dot) return run(span_stats<T, false, false, false, kStore, kPending>, nullptr, nullptr);
-    if (weight && probs) return run(span_stats<T, true, true, true, kStore, kPending>, weight, probs);
-    if (weight) return run(span_stats<T, true, true, false, kStore, kPending>, weight, nullptr);
-    if (probs) return run(span_stats<T, true, false, true, kStore, kPending>, nullptr, probs);
-    return run(span_stats<T, true, false, false, kStore, kPending>, nullptr, nullptr);
-}
-
 template <typename T>
 void scaled_grad(const ScaledGrad<T>& grad);
 
 template <typename T>
-SpanStats<T> stats(const T* x, std::int64_t n, const T* weight, const T* probs, double keep, double spread,
-                   bool with_dot, T* exp_out, T* maxima, const ScaledGrad<T>* pending) {
+SpanStats<T> stats(const T* x, std::int64_t n, const StatsRequest<T>& request) {
     // The pending gradient shares the statistics' variant: v_coef != 0 where the dot is computed,
     // with the same weights and probabilities (one call's rows). Otherwise it is written first.
-    if (pending && (!exp_out || (pending->v_coef != T(0)) != with_dot || (pending->weight != nullptr) != (weight != nullptr) ||
-                    (pending->probs != nullptr) != (probs != nullptr))) {
+    const ScaledGrad<T>* pending = request.pending;
+    if (pending && (!request.exps || (pending->terms.v_coef != T(0)) != request.with_dot ||
+                    (pending->terms.v.weight != nullptr) != (request.v.weight != nullptr) ||
+                    (pending->terms.v.probs != nullptr) != (request.v.probs != nullptr))) {
         scaled_grad(*pending);
         pending = nullptr;
     }
-    if (pending) return stats_dispatch<T, true, true>(x, n, weight, probs, keep, spread, with_dot, exp_out, maxima, pending);
-    if (exp_out) return stats_dispatch<T, true, false>(x, n, weight, probs, keep, spread, with_dot, exp_out, maxima, nullptr);
-    return stats_dispatch<T, false, false>(x, n, weight, probs, keep, spread, with_dot, nullptr, nullptr, nullptr);
+    return with_multipliers(request.with_dot, request.v, [&](auto dot, auto weight, auto probs) {
+        constexpr bool kDot = decltype(dot)::value, kWeight = decltype(weight)::value, kProbs = decltype(probs)::value;
+        if (pending) return span_stats<T, kDot, kWeight, kProbs, true, true>(x, n, request);
+        StatsRequest<T> plain = request;
+        plain.pending = nullptr;
+        if (request.exps) return span_stats<T, kDot, kWeight, kProbs, true, false>(x, n, plain);
+        return span_stats<T, kDot, kWeight, kProbs, false, false>(x, n, plain);
+    });
 }
 
 // out[0, n) = value(c, valid), vector by vector, with out[target_at] = target_grad (target_at >= 0).
@@ -308,30 +326,26 @@ XENTCPP_INLINE void store_gradient(T* out, std::int64_t n, bool stream, std::int
 }
 
 template <typename T, bool kV, bool kWeight, bool kProbs>
-void softmax_grad_impl(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs,
-                       T keep, T spread, T v_coef, T* out, bool stream, std::int64_t target_at, double target_grad) {
+void softmax_grad_impl(const SoftmaxGrad<T>& grad) {
     constexpr int L = Vec<T>::lanes;
-    const V<T> vshift = splat(shift), vlog = splat(log_sum), vp = splat(p_coef), vv = splat(v_coef);
-    const V<T> vkeep = splat(keep), vspread = splat(spread);
-    store_gradient(out, n, stream && out != x, target_at, target_grad, [&](std::int64_t c, std::int64_t valid) {
-        const V<T> xs = valid == L ? load(x + c) : load_partial(x + c, valid, kMinusInf<T>);
-        V<T> g = vp * exp<true>((xs - vshift) - vlog);  // the max and the log-sum subtracted separately
-        if constexpr (kV) g -= vv * multipliers<T, kWeight, kProbs>(weight, probs, c, valid, vkeep, vspread);
-        return g;
-    });
+    const GradTerms<T>& terms = grad.terms;
+    const V<T> vshift = splat(grad.shift), vlog = splat(grad.log_sum), vp = splat(terms.p_coef), vv = splat(terms.v_coef);
+    const MultiplierLanes<T, kWeight, kProbs> v(terms.v);
+    const T* x = grad.x;
+    store_gradient(grad.out, grad.n, grad.stream && grad.out != x, terms.target_at, terms.target_grad,
+                   [&](std::int64_t c, std::int64_t valid) {
+                       const V<T> xs = valid == L ? load(x + c) : load_partial(x + c, valid, kMinusInf<T>);
+                       V<T> g = vp * exp<true>((xs - vshift) - vlog);  // the max and the log-sum subtracted separately
+                       if constexpr (kV) g -= vv * v(c, valid);
+                       return g;
+                   });
 }
 
 template <typename T>
-void softmax_grad(const T* x, std::int64_t n, T shift, T log_sum, T p_coef, const T* weight, const T* probs, T keep,
-                  T spread, T v_coef, T* out, bool stream, std::int64_t target_at, double target_grad) {
-    const auto run = [&](auto impl) {
-        impl(x, n, shift, log_sum, p_coef, weight, probs, keep, spread, v_coef, out, stream, target_at, target_grad);
-    };
-    if (v_coef == T(0)) return run(softmax_grad_impl<T, false, false, false>);
-    if (weight && probs) return run(softmax_grad_impl<T, true, true, true>);
-    if (weight) return run(softmax_grad_impl<T, true, true, false>);
-    if (probs) return run(softmax_grad_impl<T, true, false, true>);
-    return run(softmax_grad_impl<T, true, false, false>);
+void softmax_grad(const SoftmaxGrad<T>& grad) {
+    with_multipliers(grad.terms.v_coef != T(0), grad.terms.v, [&](auto used, auto weight, auto probs) {
+        softmax_grad_impl<T, decltype(used)::value, decltype(weight)::value, decltype(probs)::value>(grad);
+    });
 }
 
 // The gradient of ScaledGrad, block by block: factor_b = p_coef * exp(m_b - shift) / sum.
@@ -348,11 +362,9 @@ void scaled_grad_impl(const ScaledGrad<T>& grad) {
 
 template <typename T>
 void scaled_grad(const ScaledGrad<T>& grad) {
-    if (grad.v_coef == T(0)) return scaled_grad_impl<T, false, false, false>(grad);
-    if (grad.weight && grad.probs) return scaled_grad_impl<T, true, true, true>(grad);
-    if (grad.weight) return scaled_grad_impl<T, true, true, false>(grad);
-    if (grad.probs) return scaled_grad_impl<T, true, false, true>(grad);
-    return scaled_grad_impl<T, true, false, false>(grad);
+    with_multipliers(grad.terms.v_coef != T(0), grad.terms.v, [&](auto used, auto weight, auto probs) {
+        scaled_grad_impl<T, decltype(used)::value, decltype(weight)::value, decltype(probs)::value>(grad);
+    });
 }
 
 }  // namespace

@@ -11,10 +11,11 @@ namespace {
 
 // The softmax family of one group of up to `lanes` rows of few classes, lane j owning row j, with
 // the arithmetic of the per-row path: m = max (NaN skipped), s = sum of exp_sum(x - m) added
-// pairwise (shift 0 for a row of -inf only), then op 0: lse = m + log s; 1: exp((x - m) - log s);
-// 2: (x - m) - log s. out: the group's first result (one per row for op 0, else rows × n; may be x).
+// pairwise (shift 0 for a row of -inf only), then logsumexp: m + log s; softmax: exp((x - m) - log s);
+// log_softmax: (x - m) - log s. out: the group's first result (one per row for logsumexp, else
+// rows × n; may be x).
 template <typename T, int kN>
-XENTCPP_INLINE void family_group(const T* x, std::int64_t classes, std::int64_t valid, int op, T* out) {
+XENTCPP_INLINE void family_group(const T* x, std::int64_t classes, std::int64_t valid, SoftmaxOp op, T* out) {
     constexpr int L = Vec<T>::lanes;
     const std::int64_t n = kN > 0 ? kN : classes;
     V<T> col[kSmallClasses], e[kSmallClasses];
@@ -23,7 +24,7 @@ XENTCPP_INLINE void family_group(const T* x, std::int64_t classes, std::int64_t 
     for (std::int64_t c = 0; c < n; ++c) m = max_skip_nan(m, col[c]);
     const V<T> shift = m == kMinusInf<T> ? splat(T(0)) : m;
     V<T> log_sum;
-    if (op == 1) {  // p = exp(z - log s): log s to an absolute eps keeps every p to a relative one
+    if (op == SoftmaxOp::softmax) {  // p = exp(z - log s): log s to an absolute eps keeps every p to a relative one
         for (std::int64_t c = 0; c < n; ++c) e[c] = exp_sum(col[c] - shift);
         log_sum = log<true>(tree_sum<T>(e, n));
     } else {  // logsumexp and log_softmax: the max's 1s counted apart, as in stats
@@ -36,7 +37,7 @@ XENTCPP_INLINE void family_group(const T* x, std::int64_t classes, std::int64_t 
         }
         log_sum = log1p_excess<T>((at_max - T(1)) + tree_sum<T>(e, n));
     }
-    if (op == 0) {
+    if (op == SoftmaxOp::logsumexp) {
         const V<T> lse = shift + log_sum;
         if (valid == L) store(out, lse);
         else store_partial(out, valid, lse);
@@ -44,13 +45,13 @@ XENTCPP_INLINE void family_group(const T* x, std::int64_t classes, std::int64_t 
     }
     for (std::int64_t c = 0; c < n; ++c) {
         const V<T> z = (col[c] - m) - log_sum;  // the max and the log-sum subtracted separately
-        col[c] = op == 1 ? exp<true>(z) : z;
+        col[c] = op == SoftmaxOp::softmax ? exp<true>(z) : z;
     }
     store_group<T>(col, n, valid, out);
 }
 
 template <typename T>
-void small_family(const T* x, std::int64_t rows, std::int64_t classes, int op, T* out) {
+void small_family(const T* x, std::int64_t rows, std::int64_t classes, SoftmaxOp op, T* out) {
     constexpr int L = Vec<T>::lanes;
     with_class_count(classes, [&](auto count) {
         for (std::int64_t r0 = 0; r0 < rows; r0 += L) {
@@ -59,13 +60,13 @@ void small_family(const T* x, std::int64_t rows, std::int64_t classes, int op, T
                 __builtin_prefetch(ahead + b);
             }
             family_group<T, decltype(count)::value>(x + r0 * classes, classes, rows - r0 < L ? rows - r0 : L, op,
-                                                    out + r0 * (op == 0 ? 1 : classes));
+                                                    out + r0 * (op == SoftmaxOp::logsumexp ? 1 : classes));
         }
     });
 }
 
 template <typename T>
-void columns(const T* x, std::int64_t classes, std::int64_t inner, int op, T* out) {
+void columns(const T* x, std::int64_t classes, std::int64_t inner, SoftmaxOp op, T* out) {
     constexpr int L = Vec<T>::lanes;
     for (std::int64_t i = 0; i < inner; i += L) {
         const std::int64_t valid = inner - i < L ? inner - i : L;
@@ -100,13 +101,13 @@ void columns(const T* x, std::int64_t classes, std::int64_t inner, int op, T* ou
         end_run();
         const WideDouble<T> excess = (at_max - 1.0) + below;
         const V<T> log_sum = log1p_excess<T>(__builtin_convertvector(excess, V<T>));
-        if (op == 0) {
+        if (op == SoftmaxOp::logsumexp) {
             put(out + i, shift + log_sum);
             continue;
         }
         for (std::int64_t c = 0; c < classes; ++c) {
             const V<T> z = (at(c) - m) - log_sum;
-            put(out + c * inner + i, op == 1 ? exp(z) : z);
+            put(out + c * inner + i, op == SoftmaxOp::softmax ? exp(z) : z);
         }
     }
 }

@@ -1,5 +1,5 @@
 // Result arrays of the bindings. Large ones come from a cache that keeps the most recently freed
-// buffer for the next request of its size (buffers.cpp says why); small ones are NumPy's own.
+// buffer for the next request of its size (buffer_cache.cpp says why); small ones are NumPy's own.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -15,6 +15,6 @@ namespace py = pybind11;
 py::array new_array(const py::dtype& dtype, const std::vector<py::ssize_t>& shape);
 
 // Binds _core.empty, empty_cache, set_cache_limit, cache_limit and cached_bytes.
-void bind_buffers(py::module_& m);
+void bind_buffer_cache(py::module_& m);
 
 }  // namespace xentcpp::python

@@ -1,8 +1,9 @@
-// The read and copy passes of the roofline (xentcpp/memory_probe.hpp).
-#include "xentcpp/memory_probe.hpp"
+// The read and copy passes of the roofline (xentcpp/bandwidth_probe.hpp).
+#include "xentcpp/bandwidth_probe.hpp"
 
 
-#include "blocks.hpp"
+#include "checks.hpp"
+#include "fork_guard.hpp"
 #include "simd/probes.hpp"
 
 #ifdef _OPENMP

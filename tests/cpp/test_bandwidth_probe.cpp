@@ -1,4 +1,4 @@
-// The memory probes (xentcpp/memory_probe.hpp) the benchmark's roofline is measured with: the read
+// The bandwidth probes (xentcpp/bandwidth_probe.hpp) the benchmark's roofline is measured with: the read
 // must see every byte (a single bit set anywhere, at any offset and length, on every SIMD target and
 // across the threads' parts) and the copy must copy every byte; bad arguments are refused.
 #include <gtest/gtest.h>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "simd/probes.hpp"
-#include "xentcpp/memory_probe.hpp"
+#include "xentcpp/bandwidth_probe.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -13,7 +13,7 @@
 //
 // The cache is touched only with the GIL held (requests, and the capsule destructors that give
 // buffers back), so it needs no lock of its own.
-#include "buffers.hpp"
+#include "buffer_cache.hpp"
 #include "traced.h"
 
 #include <pybind11/stl.h>  // _core.empty takes the shape as a sequence
@@ -121,7 +121,7 @@ py::array new_array(const py::dtype& dtype, const std::vector<py::ssize_t>& shap
     return py::array(dtype, shape, block.data, owner);  // if this throws, the capsule gives the block back
 }
 
-void bind_buffers(py::module_& m) {
+void bind_buffer_cache(py::module_& m) {
     m.def("empty", &new_array, py::arg("dtype"), py::arg("shape"),
           "A new uninitialised C-contiguous array; from 4 MiB on, its buffer is kept for reuse when it dies.");
     m.def("empty_cache", [] {

@@ -1,6 +1,6 @@
 """Extra peak memory of one call, each (implementation, operation) in a fresh interpreter.
 
-The parent runs ``python -m xentbench.memory SPEC`` per row and reads one JSON line back. The child
+The parent runs ``python -m xentbench.peak_rss SPEC`` per row and reads one JSON line back. The child
 makes the inputs, warms the call up (then frees the buffer xentcpp keeps for reuse, so that the
 measured call allocates), resets the peak RSS (``/proc/self/clear_refs``), makes one call and keeps
 its result alive, and reports ``VmHWM`` minus the RSS before the call. Without ``clear_refs`` it makes
@@ -23,7 +23,7 @@ from .cases import IMPLS, PEER_OPS, Case, Settings, make_inputs
 from .machine import pin_cpus
 from .peers import FACTORIES
 
-__all__ = ["measure_memory", "memory_child", "memory_table"]
+__all__ = ["measure_peak_rss", "peak_rss_child", "peak_rss_table"]
 
 
 def rss_bytes(field_name: str) -> int | None:
@@ -48,7 +48,7 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def memory_child(impl: str, op: str, case: Case) -> dict[str, Any]:
+def peak_rss_child(impl: str, op: str, case: Case) -> dict[str, Any]:
     """Extra peak memory of one call, measured in this (fresh) process; see the module docstring."""
     x, y = make_inputs(case)
     if reset_peak_rss():
@@ -73,13 +73,13 @@ def memory_child(impl: str, op: str, case: Case) -> dict[str, Any]:
     return {"extra_bytes": peak - before, "baseline_bytes": before, "method": method}
 
 
-def measure_memory(impl: str, op: str, case: Case, timeout_s: float = 600.0) -> dict[str, Any]:
-    """Runs :func:`memory_child` in a fresh interpreter; returns its result or an ``error``."""
+def measure_peak_rss(impl: str, op: str, case: Case, timeout_s: float = 600.0) -> dict[str, Any]:
+    """Runs :func:`peak_rss_child` in a fresh interpreter; returns its result or an ``error``."""
     spec = json.dumps({"impl": impl, "op": op, "rows": case.rows, "classes": case.classes,
                        "dtype": case.dtype})
     package_parent = str(Path(__file__).resolve().parent.parent)
     path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "xentbench.memory", spec]
+    command = [sys.executable, "-m", "xentbench.peak_rss", spec]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False,
                               env={**os.environ, "PYTHONPATH": path})
@@ -93,7 +93,7 @@ def measure_memory(impl: str, op: str, case: Case, timeout_s: float = 600.0) -> 
     return result
 
 
-def memory_table(settings: Settings, versions: dict[str, str]) -> dict[str, dict[str, Any]]:
+def peak_rss_table(settings: Settings, versions: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Extra peak memory of every (implementation, op) of ``settings.memory_impls`` that can be imported."""
     results: dict[str, dict[str, Any]] = {}
     for impl in IMPLS:
@@ -105,12 +105,12 @@ def memory_table(settings: Settings, versions: dict[str, str]) -> dict[str, dict
             elif versions[impl].startswith("n/a"):
                 results[key] = {"error": "n/a"}
             else:
-                results[key] = measure_memory(impl, op, settings.memory_case)
+                results[key] = measure_peak_rss(impl, op, settings.memory_case)
     return results
 
 
 if __name__ == "__main__":
     pin_cpus(THREADS)
     request = json.loads(sys.argv[1])
-    print(json.dumps(memory_child(request["impl"], request["op"],
+    print(json.dumps(peak_rss_child(request["impl"], request["op"],
                                   Case(request["rows"], request["classes"], request["dtype"]))))
