@@ -1,7 +1,8 @@
 """The examples of examples/, each run in a small configuration and checked against an independent result.
 
-train_digits.py and ce_vs_mse.py need the `examples` extra (scikit-learn, matplotlib), which
-scripts/run_tests.sh installs; without it their tests are skipped, and the others still run.
+train_digits.py and ce_vs_mse.py need the `examples` extra (scikit-learn, matplotlib), dask_perplexity.py
+the `dask` extra, which scripts/run_tests.sh installs; without them their tests are skipped, and the others
+still run.
 """
 
 from __future__ import annotations
@@ -134,6 +135,16 @@ def test_perplexity_synthetic_stream_is_chunking_independent(capsys):
     np.testing.assert_allclose(small["losses"], expected, rtol=1e-5, atol=1e-5)
     assert 1.0 < small["perplexity"] < 1000.0
     assert "300/300 100%" in capsys.readouterr().err
+
+
+def test_dask_perplexity_matches_the_in_memory_example(capsys):
+    dask_perplexity = _example("dask_perplexity", "dask")
+    args = ["--tokens", "300", "--vocab", "1000", "--chunk", "64"]
+    got = dask_perplexity.main([*args, "--vocab-chunk", "300"])  # 5 x 4 blocks, the last ones ragged
+    want = perplexity.main(args)
+    assert got["scored"] == want["scored"]
+    assert got["mean_loss"] == pytest.approx(want["mean_loss"], rel=1e-6)
+    assert "100% Completed" in capsys.readouterr().err  # Dask's progress bar
 
 
 def test_scripts_run_as_commands(tmp_path, monkeypatch, capsys, ce_vs_mse):
