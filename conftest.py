@@ -17,7 +17,7 @@ collect_ignore = ["docs/conf.py"]  # Sphinx's configuration, not a module of exa
 
 DOCS = Path(__file__).resolve().parent / "docs"
 # Page -> the optional package its examples import.
-NEEDS = {"guide/layouts.md": "ml_dtypes", "guide/torch.md": "torch"}
+NEEDS = {"guide/layouts.md": "ml_dtypes", "guide/torch.md": "torch", "guide/sharded.md": "dask"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -34,10 +34,16 @@ autosummary_ignore_module_all = False
 autosummary_imported_members = True
 # Without PyTorch (scripts/run_tests.sh with XENTCPP_TEST_TORCH=0), xentcpp.torch is documented against a
 # stand-in: its pages stay, and the build stays free of warnings.
+autodoc_mock_imports: list[str] = []
 try:
     import torch  # noqa: F401
 except ImportError:
-    autodoc_mock_imports = ["torch"]
+    autodoc_mock_imports.append("torch")
+# Likewise xentcpp.dask without Dask (the dask extra).
+try:
+    import dask.array  # noqa: F401
+except ImportError:
+    autodoc_mock_imports += ["dask", "distributed"]
 autodoc_typehints = "none"  # the signatures carry the hints; numpydoc renders the documented types
 numpydoc_show_class_members = False
 # Checks of every docstring's form, each a warning (an error under -W): parameters documented, in the

@@ -229,7 +229,7 @@ TEST(Partials, MergesInEveryOrderAndTreeShapeAgreeToRounding) {
 }
 
 template <typename T>
-void expect_block_gradients_match_the_whole_row() {
+void expect_shard_gradients_match_the_whole_row() {
     int case_index = 0;
     for (const auto& [c, extra] : cases<T>()) {
         SCOPED_TRACE(::testing::Message() << "case " << case_index++);
@@ -250,8 +250,8 @@ void expect_block_gradients_match_the_whole_row() {
     }
 }
 
-TEST(Partials, EachBlocksGradientIsTheWholeRowsFloat) { expect_block_gradients_match_the_whole_row<float>(); }
-TEST(Partials, EachBlocksGradientIsTheWholeRowsDouble) { expect_block_gradients_match_the_whole_row<double>(); }
+TEST(Partials, EachShardsGradientIsTheWholeRowsFloat) { expect_shard_gradients_match_the_whole_row<float>(); }
+TEST(Partials, EachShardsGradientIsTheWholeRowsDouble) { expect_shard_gradients_match_the_whole_row<double>(); }
 
 TEST(Partials, GradientInPlaceAndScaledPerRow) {
     const Case<double> c = weighted_case<double>(19);
@@ -360,7 +360,7 @@ TEST(Partials, ABadLabelIsReportedWithItsRowBeforeAnythingIsWritten) {
                  std::out_of_range);
 }
 
-TEST(Partials, RecordsThatMissOrRepeatABlockAreRefused) {
+TEST(Partials, RecordsThatMissOrRepeatAShardAreRefused) {
     const Case<double> c = random_index_case<double>(4, 10, 41);
     const PartialOptions<double> o = options_of(c, Extra{});
     const std::vector<RowPartial> a = partials_of(c, 0, 6, o), b = partials_of(c, 6, 4, o);
