@@ -31,14 +31,14 @@ Method
   of many: this machine's bus drifts between about 39 and 75 GB/s read within minutes (its neighbours),
   so only a bound timed in the same rounds as a kernel compares like with like; the best of many picks
   the bursts.
-* Roofline, as the project's issue defines it: forward bound = ``N*C*itemsize / read`` (the logits only;
+* Roofline, as xentcpp's performance targets define it: forward bound = ``N*C*itemsize / read`` (the logits only;
   the ``N*8`` bytes of int64 labels are read too but not counted, and listed in a note); fused bound =
   ``2*N*C*itemsize / copy``, i.e. the time of a plain copy of the logits into a pre-faulted buffer, with
   each case's own read and copy. Reported per xentcpp median: time / bound, and % of bus = bound / time.
   ``fused out=`` is compared with the same fused bound; ``fused`` also pays for faulting in its new
   gradient, which the bound does not.
   A time under its bound (the kernel got more bandwidth than the measurement) is listed under anomalies.
-* Targets: the issue's targets (time / bound at most a limit; speed-up over a peer at least a limit) are
+* Targets: xentcpp's performance targets (time / bound at most a limit; speed-up over a peer at least a limit) are
   in :mod:`xentbench.roofline`; the table marks each one met or not, and the report lists them all.
 * Memory: one fresh subprocess per (implementation, operation), on ~250 MiB of float32 logits: inputs
   made, one warm-up call, the peak RSS reset (``/proc/self/clear_refs``), one call kept alive, then the

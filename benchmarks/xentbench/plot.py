@@ -1,5 +1,5 @@
 """The figure of a run: xentcpp's time / roofline per case and op, then its speed-up over each peer,
-forward and fused; the issue's targets are black ticks on the bars they apply to. Log scales; the title
+forward and fused; xentcpp's performance targets are black ticks on the bars they apply to. Log scales; the title
 gives the version, SIMD target, machine, threads, bandwidths and date. Needs matplotlib (optional).
 """
 
@@ -81,7 +81,7 @@ def _bars(ax: Any, pos: np.ndarray, series: dict[str, list[tuple[float | None, l
                         bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 0.3})
             for t in targets:
                 ax.hlines(t.limit, x_ - width / 2, x_ + width / 2, colors="black", lw=2, zorder=3,
-                          label=None if ticked else "target of the issue")
+                          label=None if ticked else "performance target")
                 ticked = True
     known = [v for points in series.values() for v, _ in points if v] + [1.0]
     known += [t.limit for points in series.values() for _, targets in points for t in targets]

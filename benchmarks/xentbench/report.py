@@ -1,7 +1,7 @@
 """The report as Markdown (header, timing table with targets, notes, memory table) and as JSON.
 
 The timing table has one block of rows per case: forward, fused, fused out=. Per row: the bytes in the
-bound, the bound, xentcpp's median, time / bound with the issue's target and a met mark, % of bus, the
+bound, the bound, xentcpp's median, time / bound with its performance target and a met mark, % of bus, the
 peers' medians and xentcpp's speed-up over each, with the speed-up target where one applies. A target
 in parentheses (on fused) is the fused roofline target, which is judged on fused out= (see roofline).
 """
@@ -70,7 +70,7 @@ def case_rows(item: CaseResult) -> list[str]:
         outcomes = [Outcome(o.target, ratio) for o in evaluate(item, target_op, "bound")] if target_op else []
         targets = " ".join(o.target.text for o in outcomes)
         marks = " ".join(MET[o.met] for o in outcomes)
-        if op != judged_on(target_op, "bound") and outcomes:  # judged on fused out=; shown for comparison
+        if target_op and op != judged_on(target_op, "bound") and outcomes:  # judged on fused out=; shown for comparison
             targets, marks = f"({targets})", f"({marks})"
         mine = item.entries["xentcpp"].get(op)
         peers = [item.entries[p].get(op) if op in PEER_OPS else None for p in PEERS]
@@ -104,11 +104,11 @@ def labels_note(report: Report) -> str:
 
 
 def targets_lines(report: Report) -> list[str]:
-    """Every target of the issue whose shape this run measured, with its value and mark."""
+    """Every performance target whose shape this run measured, with its value and mark."""
     outcomes = all_outcomes(report.cases)
     met = sum(o.met is True for o in outcomes)
     unknown = sum(o.met is None for o in outcomes)
-    lines = [f"Targets of the issue on this run's shapes: {met} of {len(outcomes)} met"
+    lines = [f"Performance targets on this run's shapes: {met} of {len(outcomes)} met"
              + (f", {unknown} without a time" if unknown else "")
              + " (time / roofline at most, speed-up at least; NumPy's ≥ 10× is read as applying to the four "
              "shapes of ≥ 64 MB of logits; the full run's shapes carry all the targets):", ""]
@@ -162,7 +162,7 @@ def header_lines(report: Report) -> list[str]:
         (f"- load average (1 min) before / after (after includes this run): {meta['load_before']:.2f} / "
          f"{meta['load_after']:.2f}"),
         bandwidth_line(report),
-        ("- roofline (the issue's definition): forward = N·C·itemsize / read (the logits only); fused = "
+        ("- roofline (as the targets define it): forward = N·C·itemsize / read (the logits only); fused = "
          "2·N·C·itemsize / copy, the time of a copy of the logits into a pre-faulted buffer; 'fused out=' has "
          "the fused bound. time / roofline = xentcpp's median / bound (target: at most); % of bus = bound / time"),
         (f"- timing: median of {s.rounds} interleaved rounds (order rotated), each sample ≥ "

@@ -1,6 +1,6 @@
-"""The roofline bounds and the issue's targets, and how a run measures up to them.
+"""The roofline bounds and xentcpp's performance targets, and how a run measures up to them.
 
-Bounds, as the project's issue defines them: forward reads the logits once, ``N*C*itemsize / read``
+Bounds, as xentcpp's performance targets define them: forward reads the logits once, ``N*C*itemsize / read``
 (the int64 labels are not counted); fused reads the logits and writes the gradient, no faster than a
 copy of the logits, ``2*N*C*itemsize / copy`` with ``copy`` counted STREAM-style (read + written bytes).
 ``fused out=`` and ``fused, cache off`` have the fused bound, and the fused op's bound targets are judged
@@ -40,7 +40,7 @@ def bytes_moved(case: Case, op: str) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """One target of the issue on one case and op (``forward`` or ``fused``).
+    """One performance target on one case and op (``forward`` or ``fused``).
 
     ``against == "bound"``: xentcpp time / bound must be at most ``limit``; otherwise ``against`` is a
     peer, and its time / xentcpp time must be at least ``limit``.
@@ -63,8 +63,8 @@ class Target:
         return value <= self.limit if self.against == "bound" else value >= self.limit
 
 
-def _issue_targets() -> tuple[Target, ...]:
-    """The targets of the project's issue, one :class:`Target` per (case, op, bound or peer)."""
+def _performance_targets() -> tuple[Target, ...]:
+    """xentcpp's performance targets, one :class:`Target` per (case, op, bound or peer)."""
     three_large = (Case(2_048, 32_000), Case(512, 128_256), Case(32_768, 1_000))
     tall = Case(2_000_000, 10)
     targets = []
@@ -82,7 +82,7 @@ def _issue_targets() -> tuple[Target, ...]:
     return tuple(targets)
 
 
-TARGETS = _issue_targets()
+TARGETS = _performance_targets()
 
 
 def targets_for(case: Case, op: str, against: str | None = None) -> list[Target]:

@@ -336,7 +336,9 @@ void softmax_grad_impl(const SoftmaxGrad<T>& grad) {
                    [&](std::int64_t c, std::int64_t valid) {
                        const V<T> xs = valid == L ? load(x + c) : load_partial(x + c, valid, kMinusInf<T>);
                        V<T> g = vp * exp<true>((xs - vshift) - vlog);  // the max and the log-sum subtracted separately
-                       if constexpr (kV) g -= vv * v(c, valid);
+                       // Note: an explicit fused multiply-add, as GradBlock's: the same bits whether or not
+                       // the compiler inlines the multipliers (it decides per copy under fp-contract).
+                       if constexpr (kV) g = mul_add<T>(-vv, v(c, valid), g);
                        return g;
                    });
 }
