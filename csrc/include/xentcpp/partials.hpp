@@ -20,9 +20,9 @@
 //     (1 - a) w_y (log s - (x_y - m)) + (a / C) (W log s - d)     class index y, W = sum_c w_c
 //     M log s - d                                                 probability target
 // plus z_loss * lse^2. The gradient of any shard needs only the row's merged record:
-//     g_c = scale (p_c K - v_c) + 2 z_loss lse z_scale p_c,   p_c = exp((x_c - m) - log s),
-// K = (1 - a) w_y + (a / C) W (index) or M (probabilities), v_c's class-index part a w_c / C, and at
-// c = y the entry scale ((1 - a) w_y (p_y - 1) + ...) computed in double, p_y - 1 = -(s - e_y) / s.
+//     g_c = scale (p_c K - u_c) + 2 z_loss lse z_scale p_c,   p_c = exp((x_c - m) - log s),
+// with K = (1 - a) w_y + (a / C) W and u_c = (a / C) w_c for a class index y (the entry at y computed
+// in double, from p_y - 1 = -(s - e_y) / s), or K = M and u_c = v_c for probability targets.
 // Merging the partials of any split of the class axis gives cross_entropy of the whole row to the
 // rounding of the compute type.
 //
