@@ -111,6 +111,20 @@ def test_the_gradient_matches_finite_differences_of_the_loss_from_partials(rng):
     assert np.abs(fd).sum() > 0.1
 
 
+def test_per_row_upstream_gradients_and_every_reduction(rng):
+    x, t, weight = make_problem(rng, (4, 5, 9), weighted=True, ignored=True)
+    merged = fold(shards(x, t, [0, 4, 9], weight))
+    upstream = rng.standard_normal((4, 1))  # broadcast over the second row axis
+    for reduction, g_out in (("none", upstream), ("none", 0.5), ("sum", 0.5), ("mean", 0.5)):
+        g = xc.cross_entropy_grad_from_partials(x[..., 4:], t, merged, g_out, class_start=4, num_classes=9,
+                                                weight=weight, reduction=reduction)
+        want = xc.cross_entropy_grad(x, t, g_out, weight=weight, reduction=reduction)[..., 4:]
+        assert_close(g, want, np.float64, "grad")
+        assert_close(g, ref_grad(x, t, g_out, weight=weight, reduction=reduction)[..., 4:], np.float64, "grad")
+    with pytest.raises(ValueError, match="grad_output must be a scalar"):
+        xc.cross_entropy_grad_from_partials(x[..., 4:], t, merged, upstream, class_start=4, num_classes=9)
+
+
 @st.composite
 def splits_and_trees(draw):
     """A class count, cut points and a merge tree over the shards (pairs merged in a drawn order)."""
