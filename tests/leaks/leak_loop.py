@@ -49,6 +49,13 @@ def one_round(rng: np.random.Generator) -> None:
     xc.nll_loss_grad(xc.log_softmax(x), y, weight=w, reduction="none")
     xc.binary_cross_entropy_with_logits_grad(x, probs, pos_weight=w)
     xc.kl_div(xc.softmax(x), probs, base=2.0)
+    # Shards of the class axis: records, their merge, the loss and a shard's gradient from them.
+    left = xc.cross_entropy_partials(x[:, :25], y, class_start=0, num_classes=40, weight=w, label_smoothing=0.1)
+    right = xc.cross_entropy_partials(x[:, 25:], y, class_start=25, num_classes=40, weight=w, label_smoothing=0.1,
+                                      softcap=30.0)
+    rows = xc.merge_partials(left, right)
+    xc.cross_entropy_from_partials(rows, y, num_classes=40, weight=w, label_smoothing=0.1, reduction="none")
+    xc.cross_entropy_grad_from_partials(x[:, 25:], y, rows, class_start=25, num_classes=40, z_loss=1e-3)
     # Results of 4 MiB and more: their buffers go back to the cache, which keeps one and frees the rest.
     large = rng.standard_normal((1024, 1030)).astype(np.float32)
     xc.cross_entropy_grad(large, rng.integers(0, 1030, 1024))
@@ -66,6 +73,9 @@ def one_round(rng: np.random.Generator) -> None:
     _raises(IndexError, xc.nll_loss, x, bad)
     _raises(ValueError, xc.softmax, x, out=np.empty((6, 41), np.float32))
     _raises(ValueError, xc.binary_cross_entropy_with_logits, x, probs[:, :-1])
+    _raises(IndexError, xc.cross_entropy_partials, x, bad, class_start=0, num_classes=40)
+    _raises(ValueError, xc.cross_entropy_from_partials, left, y, num_classes=40)  # a shard missing
+    _raises(IndexError, xc.cross_entropy_grad_from_partials, x[:, 25:], bad, rows, class_start=25, num_classes=40)
     # _core directly: the binding refuses a wrong dtype or type, the core bad options, a read-only gradient.
     _raises(ValueError, _core.cross_entropy, x.astype(np.float64), y.astype(np.int32))
     _raises(TypeError, _core.cross_entropy, x, "not an array")
