@@ -52,7 +52,7 @@ class Options(NamedTuple):
 
     def weight_as(self, dtype: np.dtype) -> Optional[np.ndarray]:
         """The class weights in the logits' dtype (as the whole-row path rounds them)."""
-        return None if self.weight is None else self.weight.astype(dtype)
+        return None if self.weight is None else self.weight.astype(dtype, copy=False)
 
 
 class Sums(NamedTuple):

@@ -61,7 +61,10 @@ class _Graph:
         if x.shape[-1] == 0:
             raise ValueError(f"input has no classes: axis {self.axis} of shape {self.caller_shape} is empty")
         self.batch_shape: Tuple[int, ...] = x.shape[:-1]
-        self.options = _partials.make_options(x.shape[-1], weight, ignore_index, label_smoothing, z_loss, softcap)
+        options = _partials.make_options(x.shape[-1], weight, ignore_index, label_smoothing, z_loss, softcap)
+        if options.weight is not None:  # rounded to the compute dtype, as the in-memory functions take them
+            options = options._replace(weight=options.weight.astype(self.compute_dtype).astype(np.float64))
+        self.options = options
         if not probabilities and t.shape != self.batch_shape:
             raise ValueError(
                 f"target has shape {np.shape(target)}; expected class indices of shape {self.caller_batch_shape} "
