@@ -24,8 +24,9 @@ import xentcpp as xc
 mp.mp.dps = 50
 
 # Relative error bounds, in eps of the compute type: the exponentials' error (vector_math.hpp:
-# exp_sum, <= 2e-7 relative for float) plus log1p's and the final rounding.
-BOUND = {np.dtype(np.float32): 2.5, np.dtype(np.float64): 2.5}
+# exp_sum; with FMA, float terms near the underflow are up to 4.8 ulp off) plus log1p's and the final
+# rounding. Measured: float32 3.5 eps (1.2 on the baseline target), float64 1.9.
+BOUND = {np.dtype(np.float32): 4.0, np.dtype(np.float64): 2.5}
 
 # Class counts that take each kernel path: few classes (lanes own rows, with a compile-time count
 # and without), one chunk, several chunks with kept exponentials, more chunks than are kept.
@@ -177,7 +178,7 @@ def test_a_row_whose_target_holds_the_max_has_loss_log1p_r(classes, scale, seed,
     tiny = float(np.finfo(dtype).tiny)
     if r >= tiny:
         condition = math.fsum((terms * np.abs(z)).tolist()) / r
-        tolerance = (2.5 + condition / 2) * _eps(dtype) * math.log1p(r)
+        tolerance = (BOUND[np.dtype(dtype)] + condition / 2) * _eps(dtype) * math.log1p(r)
         assert abs(float(loss) - math.log1p(r)) <= tolerance
     else:  # below the normal range the terms lose bits (or flush to 0 without AVX-512)
         assert abs(float(loss) - math.log1p(r)) <= tiny

@@ -29,7 +29,12 @@ struct SpanStats {
 
     double sum() const { return at_max + below_max; }
     // log(sum), exact to the last bits of below_max when the max dominates (at_max = 1).
-    double log_sum() const { return std::log1p((at_max - 1.0) + below_max); }
+    // Note: log of the sum where it is at least 2 (ties at the max, or a row that is not confident),
+    // which costs less than log1p and loses nothing there.
+    double log_sum() const {
+        const double excess = (at_max - 1.0) + below_max;
+        return excess >= 1.0 ? std::log(at_max + below_max) : std::log1p(excess);
+    }
 };
 
 // Merges the statistics of two adjacent spans: the same formula joins blocks within a row, chunks

@@ -121,6 +121,66 @@ inline void store_stream(T* p, V<T> v) {
 #endif
 }
 
+// acc + e where z != 0 (NaN included), acc where z == 0; the lanes where z != 0 are added to
+// `nonzero` (so that the caller counts the zeros as the lanes it passed minus those).
+// For a sum of exponentials exp(z) of z = x - max that keeps the max's exp(0) = 1s apart (SpanStats).
+// Note: on AVX-512 a compare into a mask register and a masked add, the count by popcount on the
+// integer side; the portable form (two selects and a vector count) cost 4 vector operations an element
+// instead of 1, and the forward of long rows 10 % (1 thread).
+template <typename T>
+XENTCPP_INLINE V<T> add_unless_zero(V<T> acc, V<T> z, V<T> e, std::uint32_t& nonzero) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+        const __mmask16 set = _mm512_cmp_ps_mask(reinterpret_cast<__m512>(z), _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        nonzero += static_cast<std::uint32_t>(__builtin_popcount(set));
+        return reinterpret_cast<V<T>>(_mm512_mask_add_ps(reinterpret_cast<__m512>(acc), set,
+                                                         reinterpret_cast<__m512>(acc), reinterpret_cast<__m512>(e)));
+    } else {
+        const __mmask8 set = _mm512_cmp_pd_mask(reinterpret_cast<__m512d>(z), _mm512_setzero_pd(), _CMP_NEQ_UQ);
+        nonzero += static_cast<std::uint32_t>(__builtin_popcount(set));
+        return reinterpret_cast<V<T>>(_mm512_mask_add_pd(reinterpret_cast<__m512d>(acc), set,
+                                                         reinterpret_cast<__m512d>(acc), reinterpret_cast<__m512d>(e)));
+    }
+#else
+    const auto set = z != T(0);  // true for NaN
+#if defined(__AVX__)
+    if constexpr (std::is_same_v<T, float>) nonzero += __builtin_popcount(_mm256_movemask_ps(reinterpret_cast<__m256>(set)));
+    else nonzero += __builtin_popcount(_mm256_movemask_pd(reinterpret_cast<__m256d>(set)));
+#elif defined(__SSE2__)
+    if constexpr (std::is_same_v<T, float>) nonzero += __builtin_popcount(_mm_movemask_ps(reinterpret_cast<__m128>(set)));
+    else nonzero += __builtin_popcount(_mm_movemask_pd(reinterpret_cast<__m128d>(set)));
+#else
+    for (int i = 0; i < Vec<T>::lanes; ++i) nonzero += set[i] != 0;
+#endif
+    return acc + reinterpret_cast<V<T>>(set & reinterpret_cast<typename Vec<T>::bits>(e));
+#endif
+}
+
+// In the lanes whose label is c: z into `picked`, and e - 1 returned; e elsewhere. The few-classes
+// kernels' per-class step for a row's target (its shift, and its term entering the sum as e - 1).
+// Note: on AVX-512 one compare into a mask register, a masked blend and a masked subtraction; the
+// portable form compiles to a compare, two blends and a subtraction.
+template <typename T>
+XENTCPP_INLINE V<T> pick_target(V<T> label, T c, V<T> z, V<T> e, V<T>& picked) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+        const __mmask16 hit = _mm512_cmp_ps_mask(reinterpret_cast<__m512>(label), _mm512_set1_ps(c), _CMP_EQ_OQ);
+        picked = reinterpret_cast<V<T>>(_mm512_mask_blend_ps(hit, reinterpret_cast<__m512>(picked), reinterpret_cast<__m512>(z)));
+        return reinterpret_cast<V<T>>(_mm512_mask_sub_ps(reinterpret_cast<__m512>(e), hit, reinterpret_cast<__m512>(e),
+                                                         _mm512_set1_ps(1.0f)));
+    } else {
+        const __mmask8 hit = _mm512_cmp_pd_mask(reinterpret_cast<__m512d>(label), _mm512_set1_pd(c), _CMP_EQ_OQ);
+        picked = reinterpret_cast<V<T>>(_mm512_mask_blend_pd(hit, reinterpret_cast<__m512d>(picked), reinterpret_cast<__m512d>(z)));
+        return reinterpret_cast<V<T>>(_mm512_mask_sub_pd(reinterpret_cast<__m512d>(e), hit, reinterpret_cast<__m512d>(e),
+                                                         _mm512_set1_pd(1.0)));
+    }
+#else
+    const auto hit = label == c;
+    picked = hit ? z : picked;
+    return hit ? e - T(1) : e;
+#endif
+}
+
 // a * b + c, rounded once where the target has FMA and twice where it has not: the same bits at
 // every call site (under fp-contract the compiler would choose per site whether to fuse).
 template <typename T>

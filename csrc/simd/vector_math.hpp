@@ -143,17 +143,17 @@ inline V<double> exp(V<double> x) {
 #endif
 
 // exp_sum: exp for the terms of a sum whose largest term is 1 (x <= 0, as x minus a max is): no
-// overflow clamp, and the degree-5 polynomial of tools/fit_exp_poly.py (1.05e-7 before rounding)
-// instead of exp's degree 6. 11 operations instead of 12 on AVX-512. For the forward's sums, and so
-// for the kept exponentials of the gradient paths, whose loss must equal the forward's (the softmax
-// gradient: mean error 2.75 ulp against 2.66 with exp, 256 x 1000). The public exp keeps exp.
-// Note: ln2 in two constants, as in exp. The tiny terms are the whole loss of a confident row
-// (log1p of their sum, SpanStats), so their relative error is the loss's: with ln2 as one float
-// constant (one operation fewer) its error (1.9e-9) times |n| = |x| log2 e grew to 4.77 ulp near the
-// underflow, and a confident row's loss to 3.5 eps (1.2 now).
-//   x in [-87.33, 0]: <= 2.5 ulp (measured 2.17 on AVX-512, 2.40 on AVX2 and the baseline);
-//   x in [-8, 0], the terms that make a sum: <= 2e-7 relative (measured 1.68e-7 on AVX-512,
-//   1.93e-7 elsewhere). Held by tests/cpp/test_vector_math.cpp. 0: exactly 1.
+// overflow clamp, the degree-5 polynomial of tools/fit_exp_poly.py (1.05e-7 before rounding) instead
+// of exp's degree 6, and with FMA ln2 as one float constant, whose error (1.9e-9) times |n| = |x| log2 e
+// grows to 2 ulp near the underflow. 10 operations instead of 12 on AVX-512. For the forward's sums,
+// and so for the kept exponentials of the gradient paths, whose loss must equal the forward's (the
+// softmax gradient: mean error 2.75 ulp against 2.66 with exp, 256 x 1000). The public exp keeps exp.
+// Note: the tiny terms are the whole loss of a confident row (log1p of their sum, SpanStats), so
+// their relative error is the loss's: 3.5 eps at worst in float (terms near the underflow), 1.2 with
+// ln2 in two constants, which cost the forward of long rows 10 % on one thread: not taken.
+//   x in [-87.33, 0]: <= 5 ulp (measured 4.77 with FMA, the one-constant reduction at |n| = 126;
+//   2.40 without FMA); x in [-8, 0], the terms that make a sum: <= 2e-7 relative (measured 1.80e-7
+//   with FMA, 1.93e-7 without). Held by tests/cpp/test_vector_math.cpp. 0: exactly 1.
 //   Below, with AVX-512: gradual underflow, then 0 from -104 (and -inf). Without: subnormal
 //   results down to -87.68 (n = -126), then 0 (n = -127 gives 2^n = 0 with no select) and -inf: 0.
 //   NaN: NaN. x > 0: not for it (no overflow clamp).
@@ -162,8 +162,7 @@ inline V<float> exp_sum(V<float> x) {
     const __m512 v = _mm512_max_ps(_mm512_set1_ps(-104.0f), reinterpret_cast<__m512>(x));  // NaN stays NaN
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693147182f), v);  // exact product in the FMA
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-1.90465421e-09f), r);     // ln2 - that constant
+    const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693147182f), v);  // exact product in the FMA
     __m512 p = _mm512_set1_ps(8.312525e-3f);
     for (const float c : {4.1890115e-2f, 1.6667114e-1f, 4.999923e-1f, 1.0f, 1.0f}) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     return reinterpret_cast<V<float>>(_mm512_scalef_ps(p, n));
@@ -173,20 +172,20 @@ inline V<float> exp_sum(V<float> x) {
     using Bits = Vec<float>::bits;
     const V<float> lowest = splat(-88.0f);  // n = -127 below -87.68: 2^n built as 0
     const V<float> xc = x < lowest ? lowest : x;  // NaN passes through
+    // Note: explicit multiply-adds (mul_add), fused where the target has FMA whatever the
+    // optimisation level: n * ln2 is exact only inside an FMA (a Debug build, which does not contract
+    // a * b + c, was 64 ulp off), and the same bits in Debug and Release.
     const V<float> magic = splat(12582912.0f);  // 1.5 * 2^23
-    const V<float> t = xc * 1.44269504f + magic;
+    const V<float> t = mul_add<float>(xc, splat(1.44269504f), magic);
     const V<float> n = t - magic;
 #if defined(__FMA__)
-    // Explicit FMAs: n * ln2_hi is exact inside the first only if it is fused, whatever the
-    // optimisation level (a Debug build does not contract a * b + c).
-    V<float> r = mul_add<float>(-n, splat(0.693147182f), xc);
-    r = mul_add<float>(-n, splat(-1.90465421e-09f), r);
+    const V<float> r = mul_add<float>(-n, splat(0.693147182f), xc);
 #else
     V<float> r = xc - n * 0.693359375f;  // without FMA, Cody-Waite as exp
     r = r - n * -2.12194440e-4f;
 #endif
     V<float> p = splat(8.312525e-3f);
-    for (const float c : {4.1890115e-2f, 1.6667114e-1f, 4.999923e-1f, 1.0f, 1.0f}) p = p * r + c;
+    for (const float c : {4.1890115e-2f, 1.6667114e-1f, 4.999923e-1f, 1.0f, 1.0f}) p = mul_add<float>(p, r, splat(c));
     const Bits n_bits = reinterpret_cast<Bits>(t) - (0x4B400000 - 127);
     return p * reinterpret_cast<V<float>>(n_bits << 23);
 }

@@ -93,11 +93,11 @@ TEST(VectorMath, FloatExpWithinTwoUlp) {
 
 // exp_sum, the exp of the forward's sums, over its domain x <= 0 (normal results); the terms that
 // make a sum, [-8, 0], within 2e-7 relative.
-TEST(VectorMath, FloatExpSumWithinTwoAndAHalfUlp) {
+TEST(VectorMath, FloatExpSumWithinFiveUlp) {
     for (Target t : supported_targets()) {
         const VectorMathHooks<float>& k = vector_math_hooks_for<float>(t);
         const double worst = worst_float_error(k.exp_sum, [](double v) { return std::exp(v); }, -87.33f, 0.0f);
-        EXPECT_LE(worst, 2.5) << target_name(t);
+        EXPECT_LE(worst, 5.0) << target_name(t);
         std::vector<float> x;
         for (float v = -8.0f; v <= 0.0f; v += 1.2207031e-4f) x.push_back(v);
         const std::vector<float> y = apply(k.exp_sum, x);

@@ -68,10 +68,7 @@ XENTCPP_INLINE GroupLoss<T> small_group(const SmallRows<T>& a, std::int64_t r0, 
     if (a.weight == nullptr && smooth_coef == 0.0) {  // the common case, without the per-class tests
         for (std::int64_t c = 0; c < n; ++c) {
             const V<T> z = col[c] - m;
-            const V<T> e = exp_sum(z);
-            const auto hit = label == static_cast<T>(c);
-            target_shift = hit ? z : target_shift;
-            col[c] = hit ? e - T(1) : e;
+            col[c] = pick_target<T>(label, static_cast<T>(c), z, exp_sum(z), target_shift);
         }
         target_weight = splat(T(1));
     } else {
@@ -147,10 +144,7 @@ XENTCPP_INLINE void plain_pair(const SmallRows<T>& a, std::int64_t r0, V<T>* los
     for (std::int64_t c = 0; c < n; ++c) {
         for (int g = 0; g < 2; ++g) {
             const V<T> z = col[g][c] - m[g];
-            const V<T> e = exp_sum(z);
-            const auto hit = label[g] == static_cast<T>(c);
-            target_shift[g] = hit ? z : target_shift[g];
-            col[g][c] = hit ? e - T(1) : e;
+            col[g][c] = pick_target<T>(label[g], static_cast<T>(c), z, exp_sum(z), target_shift[g]);
         }
     }
     for (int g = 0; g < 2; ++g) {

@@ -201,7 +201,8 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const MultiplierLane
     // Note: the sums in two levels, 16 vectors a run, then the runs: a lane's chain of additions
     // is at most 16 + kBlock / (16 lanes) long instead of kBlock / lanes (1 024 for doubles on the
     // baseline, whose rounding reached 200 eps in a row's sum of 131 072 exps).
-    V<T> at_max{}, below{}, dot{}, mass{}, run_below{}, run_dot{}, run_mass{};
+    std::uint32_t nonzero = 0;  // lanes passed whose z is not 0 (the others hold the max)
+    V<T> below{}, dot{}, mass{}, run_below{}, run_dot{}, run_mass{};
     const auto end_run = [&] {
         below += run_below;
         run_below = V<T>{};
@@ -220,9 +221,7 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const MultiplierLane
         const V<T> e = exp_sum(z);
         // The max's own exp(0) = 1s are counted apart from the other terms (see SpanStats); z is NaN
         // for a NaN logit, which is not 0 and so reaches the sum.
-        const auto is_max = z == T(0);
-        run_below += is_max ? splat(T(0)) : e;
-        at_max += is_max ? splat(T(1)) : splat(T(0));
+        run_below = add_unless_zero<T>(run_below, z, e, nonzero);
         if constexpr (kStore) {
             if (valid == L) store(exp_out + c, e);
             else store_partial(exp_out + c, valid, e);
@@ -257,7 +256,8 @@ SpanStats<T> block_stats(const T* x, std::int64_t n, T max, const MultiplierLane
     end_run();
     if constexpr (kPending) pending.finish(streamed);
     next_max = reduce_max(vnext);
-    out.at_max = reduce_sum(at_max);
+    // Every vector passed L lanes, a partial one too (its lanes past n hold -inf: not 0).
+    out.at_max = static_cast<double>((n + L - 1) / L * L - static_cast<std::int64_t>(nonzero));
     out.below_max = reduce_sum(below);
     if constexpr (kDot) {
         out.dot = reduce_sum(dot);
