@@ -446,6 +446,7 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
     Scales<T> scales;
     if (request && options.reduction == Reduction::none) scales.rows = request->grad_output_rows;
     scales.loss = scales.z_loss = request ? request->grad_output : 0.0;
+    if (request && !std::isnan(request->z_loss_grad_output)) scales.z_loss = request->z_loss_grad_output;
     // Mean over nothing (all rows ignored, or zero total weight): the loss is NaN, the gradient zero.
     if (options.reduction == Reduction::mean) {
         scales.loss = counted.weight != 0.0 ? scales.loss / counted.weight : 0.0;
@@ -492,6 +493,20 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
     totals.loss = options.z_loss != 0.0 ? loss + totals.z_loss : loss;
     return totals;
 }
+
+template <typename T>
+LabelCounts count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t classes,
+                         std::int64_t ignore_index, const T* weight) {
+    require(rows >= 0 && classes >= 1, "count_labels needs rows >= 0 and classes >= 1");
+    require(labels != nullptr || rows == 0, "labels is null");
+    detail::check_weights(weight, classes);
+    const Counted counted = detail::count_labels(labels, rows, classes, ignore_index, weight);
+    return {counted.rows, counted.weight};
+}
+
+template LabelCounts count_labels<float>(const std::int64_t*, std::int64_t, std::int64_t, std::int64_t, const float*);
+template LabelCounts count_labels<double>(const std::int64_t*, std::int64_t, std::int64_t, std::int64_t,
+                                          const double*);
 
 template <typename S>
 double loss(const Problem<S>& problem, const Options<compute_t<S>>& options, Out<compute_t<S>> row_losses) {

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 
 namespace xentcpp {
 
@@ -82,12 +83,31 @@ struct Options {
 
 // Where the gradient goes. `grad` (rows × classes) may be `problem.input` itself: the gradient then
 // replaces the logits row by row. It must not overlap `probs`, `weight` or `grad_output_rows`.
+//
+// `z_loss_grad_output`, when it is not NaN, replaces `grad_output` for the z-loss term alone (reduction
+// sum or mean; none uses the per-row values for both terms): a caller that splits one mean over several
+// calls (linear.hpp's chunks) passes reduction sum with each term's upstream gradient divided by that
+// term's own denominator over the whole batch (the summed w[y], the number of counted rows).
 template <typename S>
 struct GradRequest {
     S* grad = nullptr;
     double grad_output = 1.0;                         // upstream gradient of a reduced (sum/mean) loss, or a
     const compute_t<S>* grad_output_rows = nullptr;   // per-row upstream gradient (`rows` entries, reduction none)
+    double z_loss_grad_output = std::numeric_limits<double>::quiet_NaN();  // NaN: grad_output
 };
+
+// The class-index targets of a whole batch, as `compute` counts them for a mean: the class weights are
+// checked (std::invalid_argument for NaN or a negative one), then every label (std::out_of_range naming
+// the first row whose label is outside [0, classes) and not ignore_index); returns the number of rows
+// that are not ignored and the sum of their w[y] (1 each without `weight`), added in an order fixed by
+// the shape. T: float or double.
+struct LabelCounts {
+    double rows = 0.0;
+    double weight = 0.0;
+};
+template <typename T>
+LabelCounts count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t classes,
+                         std::int64_t ignore_index, const T* weight);
 
 // The reduced loss (for none: the plain sum), z-loss included, and the z-loss term on its own.
 struct Totals {
