@@ -47,6 +47,8 @@ std::string core_name() { return scipy_openblas_get_corename(); }
 
 int threads() { return scipy_openblas_get_num_threads(); }
 
+const void* entry_point() { return reinterpret_cast<const void*>(&scipy_openblas_get_config); }
+
 SingleThreaded::SingleThreaded() {
     const std::lock_guard<std::mutex> lock(scope_lock);
     if (scopes++ == 0) {

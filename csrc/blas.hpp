@@ -30,6 +30,9 @@ std::string config();
 std::string core_name();
 int threads();
 
+// The address of one of the library's functions (dladdr on it names the library's file).
+const void* entry_point();
+
 // While one exists (in any thread), the library runs every call on its caller's thread only: the
 // GEMM tiles of linear_cross_entropy are shared out by OpenMP, each one a single-threaded call, so the
 // BLAS's own pool must stay idle (OpenBLAS's pthreads pool, called from OpenMP threads, would put

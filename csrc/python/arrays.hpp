@@ -72,4 +72,7 @@ A* writable_data_of(const std::optional<py::array>& array, const py::dtype& dtyp
 // Binds the functions of xentcpp/functions.hpp (functions.cpp in this folder).
 void bind_functions(py::module_& m);
 
+// Binds xentcpp/linear.hpp and the BLAS's facts (linear.cpp in this folder).
+void bind_linear(py::module_& m);
+
 }  // namespace xentcpp::python

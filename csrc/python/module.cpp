@@ -252,6 +252,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("copy_probe", &copy_probe, py::arg("dst"), py::arg("src"),
           "Copies the bytes of src into dst (C-contiguous, same size, not overlapping) with the kernels' threads.");
     bind_functions(m);
+    bind_linear(m);
     bind_buffers(m);
     m.attr("__version__") = XENTCPP_VERSION;
     xentcpp_bind_config(m);  // compiler, SIMD targets, OpenMP and the thread count (config.cpp)
