@@ -20,7 +20,8 @@ process (2 threads for every library, set before it is imported):
 * ``xentcpp_256``: the same with 256-row chunks (more memory, larger GEMMs).
 
 Each process makes the inputs, runs one warm-up call, resets its peak RSS (``/proc/self/clear_refs``),
-then times ``--reps`` calls, each one's results dropped before the next. Reported: the median time, the
+then times ``--reps`` calls, each one's results dropped before the next (xentcpp's buffer kept for
+reuse emptied too, so that every call allocates its results as the peers' calls do). Reported: the median time, the
 time over the faster of the two GEMM floors of that shape, and the peak RSS growth over the timed
 calls (``VmHWM`` minus the RSS before them): what the call needs beyond its inputs, its results included.
 Nothing is asserted; results go to ``--out`` (results.json, results.md).
@@ -137,9 +138,18 @@ def child(case: str, shape: str, reps: int) -> dict[str, Any]:
     n, h, v = parse_shape(shape)
     hidden, weight, labels = make_inputs(n, h, v)
     call = make_case(case, hidden, weight, labels)
-    result = call()  # warm-up: threads started, libraries loaded
-    del result
-    gc.collect()
+
+    def settle() -> None:
+        """After a call's results are dropped: collected, and xentcpp's buffer kept for reuse freed, so
+        that every call allocates its results as the peers' calls do."""
+        gc.collect()
+        if case.startswith("xentcpp"):
+            import xentcpp
+
+            xentcpp.empty_cache()
+
+    call()  # warm-up: threads started, libraries loaded; the result is dropped at once
+    settle()
     reset = reset_peak_rss()
     before = rss_bytes("VmRSS")
     times = []
@@ -148,7 +158,7 @@ def child(case: str, shape: str, reps: int) -> dict[str, Any]:
         result = call()
         times.append(time.perf_counter() - start)
         del result
-        gc.collect()
+        settle()
     peak = rss_bytes("VmHWM") if reset else None
     growth = None if peak is None or before is None else (peak - before) / MIB
     return {"case": case, "shape": shape, "times": times, "median": statistics.median(times),
