@@ -160,8 +160,10 @@ def run(
     none = call.reduction == "none"
     losses = np.empty(rows, call.dtype) if none else None
     z_losses = np.empty(rows, call.dtype) if none and return_z_loss else None
-    d_input = _core.empty(call.dtype, call.input.shape) if input_grad else None
-    d_weight = _core.empty(call.dtype, call.weight.shape) if weight_grad else None
+    # NumPy's arrays, not _core.empty's: the reuse of one idle buffer cannot serve two results of
+    # different sizes a call, and its 2 MiB rounding would count against the memory budget.
+    d_input = np.empty(call.input.shape, call.dtype) if input_grad else None
+    d_weight = np.empty(call.weight.shape, call.dtype) if weight_grad else None
     d_bias = np.empty(call.weight.shape[0], call.dtype) if bias_grad and call.bias is not None else None
     scalar, per_row = 1.0, None
     if np.ndim(grad_output) == 0:
