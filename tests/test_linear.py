@@ -200,8 +200,8 @@ def test_half_precision_is_read_as_float32(rng, half):
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_bitwise_the_same_for_one_and_two_threads(rng, reduction):
-    # Several class tiles (2 048 classes each) and hidden tiles (256 columns), rows in uneven chunks.
-    x, w, b, y = make_layer(rng, n=45, h=300, v=2100, dtype=np.float32)
+    # Several class tiles (5 of 512 classes) and hidden tiles (2 of 512 columns), rows in uneven chunks.
+    x, w, b, y = make_layer(rng, n=45, h=600, v=2100, dtype=np.float32)
     results = []
     for n in (1, 2):
         with xc.threads(n):

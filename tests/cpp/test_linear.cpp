@@ -244,8 +244,8 @@ TEST(Linear, FloatGradientsMatchTheUnfusedChainRule) {
 
 TEST(Linear, BitwiseTheSameForOneAndTwoThreads) {
 #ifdef _OPENMP
-    // Wide enough for several class and hidden tiles, rows in uneven chunks.
-    const LinearCase<float> c = random_case(45, 300, 2100, true, 17).as<float>();
+    // Several class tiles (5 of 512) and hidden tiles (2 of 512), rows in uneven chunks.
+    const LinearCase<float> c = random_case(45, 600, 2100, true, 17).as<float>();
     const int before = omp_get_max_threads();
     omp_set_num_threads(1);
     const Result<float> one = run(c, Reduction::mean, 16);
