@@ -362,6 +362,10 @@ def linear_cross_entropy_value_and_grad(
         1 otherwise): with plain targets, the blocks whose softmax probabilities are all below
         ``filter_eps`` and that hold no target. What they would add to ``d_input`` and
         ``d_linear_weight`` is lost; the loss and ``d_linear_bias`` stay exact. Off by default (None or 0).
+        Measured on a head whose rows hold 1.7 nats (``benchmarks/linear/filter_eps.py``, 2048 x 512 x
+        32 000): ``1e-4`` skipped 81 % of the blocks and took 0.52x the time, with a largest error of
+        1.6e-4 of the largest ``d_input`` entry and 7e-6 of the largest ``d_linear_weight`` entry;
+        ``1e-5``: 37 %, 0.74x, 2.3e-5 and 7e-7. A flatter head (2.9 nats) skips nothing below ``1e-3``.
 
     Returns
     -------
