@@ -17,6 +17,11 @@
 // of 512 rows, process CPU time with other work on the machine): 1.02x the CPU time of the three
 // unchunked GEMMs, against 1.18x when OpenBLAS's pool ran each GEMM (its threads meet at every block
 // of the summed dimension, and spin between calls while OpenMP's run the loss kernel).
+//
+// Note: not taken, measured: one pass over the weight per chunk instead of two, the next chunk's
+// logits tile written over this chunk's G tile right after its d_weight and d_input GEMMs (d_input
+// summed in 4 fixed partial sums). GEMMs alone, 1024 x 1024 x 128256 in chunks of 128, 2 threads:
+// 0.99-1.05x the time of this loop (the weight's second read is not what 128-row chunks cost).
 #include "xentcpp/linear.hpp"
 
 #include <algorithm>
