@@ -51,13 +51,13 @@ namespace {
 // 5.00 s mean (4.84-5.10) at 512, 5.19 (5.10-5.26) at 256, 5.12 (4.96-5.30) at 1024.
 constexpr std::int64_t kHiddenTile = 512;
 
-// The classes of a logits / d_weight tile: a multiple of kFilterClasses, at most 2 048 (1 024-4 096
+// The classes of a logits / d_weight tile: a multiple of kStripeClasses, at most 2 048 (1 024-4 096
 // made no difference beyond the noise at 128 256 classes), and small enough that a few thousand
 // classes still make 8 tiles to share out. Depends on the shape alone.
 std::int64_t classes_per_tile(std::int64_t classes) {
     const std::int64_t eighth = (classes + 7) / 8;
-    const std::int64_t blocks = (eighth + kFilterClasses - 1) / kFilterClasses;
-    return std::clamp<std::int64_t>(blocks, 1, 4) * kFilterClasses;
+    const std::int64_t stripes = (eighth + kStripeClasses - 1) / kStripeClasses;
+    return std::clamp<std::int64_t>(stripes, 1, 4) * kStripeClasses;
 }
 
 void require(bool ok, const char* what) {
@@ -132,20 +132,20 @@ struct Backward {
     T* d_input;                    // the chunk's d_input rows, or nullptr
     std::int64_t m;                // rows in the chunk
     bool first;                    // the first chunk: d_weight is written, not added to
-    const std::vector<char>* kept; // filter blocks kept (all when empty)
+    const std::vector<char>* kept; // filter stripes kept (all when empty)
     double* bias_sums;             // classes doubles, or nullptr
 
-    bool keep(std::int64_t block) const { return kept->empty() || (*kept)[sz(block)] != 0; }
+    bool keep(std::int64_t stripe) const { return kept->empty() || (*kept)[sz(stripe)] != 0; }
 
-    // [c0, c1) cut into runs of filter blocks that are all kept or all skipped: fn(begin, end, kept),
+    // [c0, c1) cut into runs of stripes that are all kept or all skipped: fn(begin, end, kept),
     // in class order.
     template <typename Fn>
     void runs(std::int64_t c0, std::int64_t c1, const Fn& fn) const {
         for (std::int64_t c = c0; c < c1;) {
-            const bool k = keep(c / kFilterClasses);
+            const bool k = keep(c / kStripeClasses);
             std::int64_t end = c;
-            while (end < c1 && keep(end / kFilterClasses) == k) {
-                end = std::min(c1, (end / kFilterClasses + 1) * kFilterClasses);
+            while (end < c1 && keep(end / kStripeClasses) == k) {
+                end = std::min(c1, (end / kStripeClasses + 1) * kStripeClasses);
             }
             fn(c, end, k);
             c = end;
@@ -189,13 +189,13 @@ struct Backward {
     }
 };
 
-// Which filter blocks of the chunk's logit gradient hold an entry of at least `threshold`.
+// Which stripes of the chunk's logit gradient hold an entry of at least `threshold`.
 template <typename T>
-std::vector<char> kept_blocks(const T* logit_grad, std::int64_t m, std::int64_t classes, double threshold) {
-    const std::int64_t blocks = (classes + kFilterClasses - 1) / kFilterClasses;
-    std::vector<char> kept(sz(blocks), 0);
-    for_tiles(blocks, [&](std::int64_t b) {
-        const std::int64_t c0 = b * kFilterClasses, c1 = std::min(classes, c0 + kFilterClasses);
+std::vector<char> kept_stripes(const T* logit_grad, std::int64_t m, std::int64_t classes, double threshold) {
+    const std::int64_t stripes = (classes + kStripeClasses - 1) / kStripeClasses;
+    std::vector<char> kept(sz(stripes), 0);
+    for_tiles(stripes, [&](std::int64_t b) {
+        const std::int64_t c0 = b * kStripeClasses, c1 = std::min(classes, c0 + kStripeClasses);
         const T limit = static_cast<T>(threshold);
         bool keep = false;
         for (std::int64_t i = 0; i < m && !keep; ++i) {
@@ -299,7 +299,7 @@ Totals linear_cross_entropy(const LinearProblem<T>& p, const Options<T>& options
                     scale = std::max(scale, std::fabs(static_cast<double>(chunk_request.grad_output_rows[i])));
                 }
             }
-            kept = kept_blocks(l, m, n, settings.filter_eps * scale);
+            kept = kept_stripes(l, m, n, settings.filter_eps * scale);
         }
         const Backward<T> work{p,     *grads, l,     rows_in, grads->input ? grads->input + r0 * h : nullptr,
                                m,     r0 == 0, &kept, bias_sums.empty() ? nullptr : bias_sums.data()};

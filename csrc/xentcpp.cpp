@@ -265,7 +265,7 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
             if (row_z_losses) row_z_losses[i] = static_cast<T>(loss.z_loss);
             return loss;
         };
-        total = sweep_tiles<LossSums>(problem.rows, n, logits_row.shares_chunks(), [&](std::int64_t begin, std::int64_t end) {
+        total = sweep_tiles<LossSums>(problem.rows, n, logits_row.shares_segments(), [&](std::int64_t begin, std::int64_t end) {
             LossSums sum;
             for (std::int64_t i = begin; i < end; ++i) sum = sum + row(i);
             return sum;

@@ -298,7 +298,7 @@ class TestFilter:
         assert loss == exact_loss
         np.testing.assert_array_equal(got[2], exact[2])  # d_bias stays exact
         # Each skipped entry is below 1e-4 / N: the error of a d_weight entry is at most 16 rows of them
-        # times |x|, far less in practice; it is not zero (blocks were skipped).
+        # times |x|, far less in practice; it is not zero (stripes were skipped).
         err = np.max(np.abs(got[1] - exact[1]))
         assert 0.0 < err <= 16 * 1e-4 / 64 * np.max(np.abs(x))
         np.testing.assert_allclose(got[0], exact[0], rtol=0, atol=1e-3 * np.max(np.abs(exact[0])))

@@ -6,7 +6,7 @@ a Zipf prior ``-prior * log(1 + rank)`` (the bias) plus ``h @ w.T`` with ``N(0, 
 so that most of each row's probability sits on a few classes and the rare classes are unlikely for
 every row; labels drawn from the model's own softmax (a calibrated model). The defaults (prior 2,
 signal 2) give rows of 1.7 nats of entropy, top-1 probability 0.55 (``--prior 1.5``: 2.9 nats, 0.40).
-Per ``filter_eps``: the share of the logit gradient's blocks (chunk rows x 512 classes) whose
+Per ``filter_eps``: the share of the logit gradient's stripes (chunk rows x 512 classes) whose
 probabilities are all below it (computed here in NumPy), the time of the call over the unfiltered
 one (medians of ``--reps`` interleaved calls in this process), and the error of ``d_input`` and
 ``d_weight`` relative to the unfiltered result (largest entry error over the largest entry, and
@@ -51,7 +51,7 @@ def trained_head(n: int, h: int, v: int, prior: float, signal: float,
 
 
 def skipped_share(hidden, weight, bias, labels, eps: float) -> float:
-    """Share of the (chunk rows x 512 classes) blocks whose probabilities are all below eps and hold no target."""
+    """Share of the (chunk rows x 512 classes) stripes whose probabilities are all below eps and hold no target."""
     n, v = hidden.shape[0], weight.shape[0]
     chunk = _core.linear_chunk_rows(n, v, 4)
     skipped = total = 0
@@ -92,7 +92,7 @@ def main() -> None:
     base = statistics.median(times[0.0])
     print(f"head: N={args.n}, H={args.h}, V={args.v}, prior {args.prior}, signal {args.signal}, float32, "
           f"{xentbench.THREADS} threads; unfiltered {base:.3f} s; loss {exact_loss:.4f}")
-    print("| filter_eps | blocks skipped | time / unfiltered | d_input max err / max | d_input Frobenius | "
+    print("| filter_eps | stripes skipped | time / unfiltered | d_input max err / max | d_input Frobenius | "
           "d_weight max err / max | d_weight Frobenius |")
     print("|---|---|---|---|---|---|---|")
     for eps in epsilons:

@@ -356,14 +356,14 @@ def linear_cross_entropy_value_and_grad(
     return_z_loss : bool, default False
         As :func:`linear_cross_entropy`.
     filter_eps : float >= 0, optional
-        Opt-in gradient filtering (as Cut Cross-Entropy's): the backward GEMMs skip each block of
+        Opt-in gradient filtering (as Cut Cross-Entropy's): the backward GEMMs skip each stripe of
         ``chunk rows x 512`` classes of the logits' gradient whose entries are all, in absolute value,
         below ``filter_eps`` times the gradient's scale (1 over the mean's denominator for ``"mean"``,
-        1 otherwise): with plain targets, the blocks whose softmax probabilities are all below
+        1 otherwise): with plain targets, the stripes whose softmax probabilities are all below
         ``filter_eps`` and that hold no target. What they would add to ``d_input`` and
         ``d_linear_weight`` is lost; the loss and ``d_linear_bias`` stay exact. Off by default (None or 0).
         Measured on a head whose rows hold 1.7 nats (``benchmarks/linear/filter_eps.py``, 2048 x 512 x
-        32 000): ``1e-4`` skipped 81 % of the blocks and took 0.52x the time, with a largest error of
+        32 000): ``1e-4`` skipped 81 % of the stripes and took 0.52x the time, with a largest error of
         1.6e-4 of the largest ``d_input`` entry and 7e-6 of the largest ``d_linear_weight`` entry;
         ``1e-5``: 37 %, 0.74x, 2.3e-5 and 7e-7. A flatter head (2.9 nats) skips nothing below ``1e-3``.
 

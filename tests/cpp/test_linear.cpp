@@ -279,13 +279,13 @@ TEST(Linear, AllRowsIgnoredAndNoRows) {
 }
 
 TEST(Linear, FilterSkipsOnlyWhatItMay) {
-    const LinearCase<double> c = random_case(6, 4, 2 * xentcpp::kFilterClasses + 10, true, 8);
+    const LinearCase<double> c = random_case(6, 4, 2 * xentcpp::kStripeClasses + 10, true, 8);
     const Result<double> exact = run(c, Reduction::mean, 4);
-    // A threshold no entry is under keeps every block: the same calls, the same bits.
+    // A threshold no entry is under keeps every stripe: the same calls, the same bits.
     const Result<double> kept = run(c, Reduction::mean, 4, 1.0, {}, 1e-300);
     EXPECT_TRUE(bitwise_equal(kept.d_input, exact.d_input));
     EXPECT_TRUE(bitwise_equal(kept.d_weight, exact.d_weight));
-    // One above every entry skips every block: zero d_input and d_weight, an exact loss and d_bias.
+    // One above every entry skips every stripe: zero d_input and d_weight, an exact loss and d_bias.
     const Result<double> none = run(c, Reduction::mean, 4, 1.0, {}, 1e9);
     EXPECT_EQ(none.loss, exact.loss);
     EXPECT_TRUE(bitwise_equal(none.d_bias, exact.d_bias));

@@ -54,17 +54,17 @@ struct LinearSettings {
     // Rows per chunk; 0 chooses them so that the chunk's logits fill at most `workspace_bytes`.
     std::int64_t chunk_rows = 0;
     std::int64_t workspace_bytes = std::int64_t{64} << 20;
-    // > 0: the backward GEMMs skip each block of the logit gradient (chunk rows × kFilterClasses
+    // > 0: the backward GEMMs skip each stripe of the logit gradient (chunk rows × kStripeClasses
     // classes) whose entries are all, in absolute value, below filter_eps times the gradient's scale
     // (the upstream gradient, over the summed w[y] for a mean; for none the chunk's largest per-row
-    // upstream gradient): with plain targets, the blocks whose softmax values are all below filter_eps
+    // upstream gradient): with plain targets, the stripes whose softmax values are all below filter_eps
     // and hold no target. What the skipped entries add to d_input and d_weight is lost (the loss and
     // d_bias stay exact). 0: off.
     double filter_eps = 0.0;
 };
 
-// The classes of one block of the gradient filter.
-inline constexpr std::int64_t kFilterClasses = 512;
+// The classes of one stripe of the gradient filter: it keeps or skips stripes whole.
+inline constexpr std::int64_t kStripeClasses = 512;
 
 // The rows of a chunk (the last one may have fewer): settings.chunk_rows when set, else at most as many
 // as fill the workspace budget with rows of `classes` elements of `element_bytes` each (at least 1),
