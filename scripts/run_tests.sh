@@ -23,7 +23,7 @@ fi
 # Every install passes the constraints: the same versions on every machine, whatever upstream releases.
 pip_install=("$python" -m pip install -q -c constraints.txt)
 # The build requirements pinned too (an isolated build would fetch the newest), then xentcpp built with them.
-"${pip_install[@]}" scikit-build-core pybind11 cmake ninja
+"${pip_install[@]}" scikit-build-core pybind11 scipy-openblas32 cmake ninja
 "${pip_install[@]}" --no-build-isolation ".[test,examples,dev,docs]"
 # PyTorch is the parity peer; torch==2.13.0 is a local CPU build on the project's machines.
 if [ "${XENTCPP_TEST_TORCH:-1}" != 0 ] && ! "$python" -c "import torch" 2>/dev/null; then
