@@ -205,7 +205,7 @@ _PARAMETERS = """\
     linear_bias : array_like of shape (V,), optional
         The layer's bias.
     weight : array_like of shape (V,), optional
-        A weight per class, each >= 0 (as :func:`cross_entropy`).
+        A finite weight per class (as :func:`cross_entropy`, negative ones included).
     ignore_index : int, default -100
         Targets equal to it add nothing to the loss nor to the mean's denominator, and no gradient.
     reduction : {"mean", "sum", "none"}, default "mean"

@@ -353,6 +353,20 @@ def linear_cross_entropy(
         A tensor not on the CPU, and what :func:`xentcpp.linear_cross_entropy` refuses.
     IndexError
         A class index outside ``[0, V)`` that is not ``ignore_index``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import xentcpp.torch as xt
+    >>> hidden = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    >>> head = torch.tensor([[0.0, 0.0], [0.0, 0.0]], requires_grad=True)
+    >>> loss = xt.linear_cross_entropy(hidden, head, torch.tensor([1]))
+    >>> round(loss.item(), 4)
+    0.6931
+    >>> loss.backward()
+    >>> head.grad
+    tensor([[ 0.5000,  0.0000],
+            [-0.5000,  0.0000]])
     """
     tensors = (("input", input), ("linear_weight", linear_weight), ("target", target),
                ("linear_bias", linear_bias), ("weight", weight))
