@@ -1,12 +1,12 @@
 // Cross-entropy from shards of classes (xentcpp/partials.hpp), on the row kernels of the whole-row
 // path (row_kernels.hpp), so that a merged row has the same formula and precision:
 //
-// 1. row_partials: per row, the shard's SpanStats from one read (detail::chunk_stats, as for a chunk
+// 1. row_partials: per row, the shard's SpanStats from one read (detail::segment_stats, as for a segment
 //    of a long row) and x_y when the target falls in the shard. Labels are checked first.
-// 2. merge_partials: simd::merge, the join of two chunks of one row, on the records.
+// 2. merge_partials: simd::merge, the join of two segments of one row, on the records.
 // 3. loss_from_partials: detail::logits_row_loss of each merged record; sums in double per fixed
 //    tile of rows, the tiles added in order (results do not depend on the threads).
-// 4. grad_from_partials: detail::logits_chunk_grad of the shard from the row's merged record, the
+// 4. grad_from_partials: detail::logits_segment_grad of the shard from the row's merged record, the
 //    target's entry from detail::target_grad (in double).
 #include "xentcpp/partials.hpp"
 
@@ -151,7 +151,7 @@ void row_partials(const ClassShard<T>& shard, const PartialOptions<T>& options, 
             x = capped;
         }
         const T* t = shard.probs ? shard.probs + i * n : nullptr;
-        RowPartial record = record_of(detail::chunk_stats(kernels, spec, x, t, begin, n), n);
+        RowPartial record = record_of(detail::segment_stats(kernels, spec, x, t, begin, n), n);
         const std::int64_t y = shard.labels ? shard.labels[i] : -1;
         if (y >= begin && y < begin + n) {
             record.target_logit = static_cast<double>(x[y - begin]);
@@ -279,7 +279,7 @@ void grad_from_partials(const ClassShard<T>& shard, const RowPartial* partials, 
         }
         const T* t = shard.probs ? shard.probs + i * n : nullptr;
         const detail::RowGradient<T> gradient{&spec, stats, log_sum, y, target, scale, p_extra};
-        detail::logits_chunk_grad(kernels, gradient, x, t, begin, n, out, false);
+        detail::logits_segment_grad(kernels, gradient, x, t, begin, n, out, false);
         if (cap != T(0)) kernels.softcap_grad(out, x, n, cap, g);
         if (scales.zero_weight_mean && y >= 0) {
             const bool all_nan = options.label_smoothing != 0.0 || (options.weight && options.weight[y] == T(0));

@@ -34,17 +34,17 @@ void fill(T* out, std::int64_t n, T value) {
 }
 
 // Logits rows are read through the SIMD kernels (simd/kernels.hpp) in three steps, so that a long
-// row can be cut into chunks handled by different threads:
-//   1. statistics of each chunk (max, sum of exponentials, target sums), merged in chunk order;
+// row can be cut into segments handled by different threads:
+//   1. statistics of each segment (max, sum of exponentials, target sums), merged in segment order;
 //   2. the row loss from the merged statistics (scalars; reads x[y] before any gradient write);
-//   3. the gradient of each chunk, then the one-hot correction at y.
+//   3. the gradient of each segment, then the one-hot correction at y.
 
 // The per-class multipliers of the statistics: v = w (index targets) or w * t' (probability targets).
-// x and t point at the chunk [begin, begin + len) of the row (its first element); weights are indexed
-// by class. exp_out, maxima: optional scratch for the stored exponentials of the chunk, and pending:
+// x and t point at the segment [begin, begin + len) of the row (its first element); weights are indexed
+// by class. exp_out, maxima: optional scratch for the stored exponentials of the segment, and pending:
 // another row's deferred gradient to write meanwhile (Kernels::stats).
 template <typename T>
-simd::SpanStats<T> chunk_stats(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const T* x, const T* t,
+simd::SpanStats<T> segment_stats(const simd::Kernels<T>& kernels, const RowSpec<T>& spec, const T* x, const T* t,
                                std::int64_t begin, std::int64_t len, T* exp_out = nullptr, T* maxima = nullptr,
                                const simd::ScaledGrad<T>* pending = nullptr) {
     simd::StatsRequest<T> request;
@@ -94,7 +94,7 @@ double target_grad(const RowSpec<T>& spec, const simd::SpanStats<T>& stats, T x_
     return grad;
 }
 
-// The scratch where chunk_stats keeps a chunk's exponentials and block maxima (exp_out and maxima),
+// The scratch where segment_stats keeps a segment's exponentials and block maxima (exp_out and maxima),
 // for its gradient.
 template <typename T>
 struct Stored {
@@ -102,7 +102,7 @@ struct Stored {
     T* maxima = nullptr;
 };
 
-// What the gradient of every chunk of a row shares: its statistics and the factors of its terms.
+// What the gradient of every segment of a row shares: its statistics and the factors of its terms.
 // Probability target: grad = scale (p sum_c w t' - w t'); class index y: grad = scale (p (nll_coef +
 // smooth_coef W) - smooth_coef w), with `target` (target_grad) at y. p_extra adds to the softmax's
 // coefficient (the z-loss term).
@@ -116,7 +116,7 @@ struct RowGradient {
     double scale = 0.0;
     double p_extra = 0.0;
 
-    // The coefficients of the chunk [begin, begin + len), whose probability targets are t.
+    // The coefficients of the segment [begin, begin + len), whose probability targets are t.
     simd::GradTerms<T> terms(std::int64_t begin, std::int64_t len, const T* t) const {
         const double nll_coef = y < 0 ? 0.0 : (1.0 - spec->smoothing) * spec->w(y);
         simd::GradTerms<T> out;
@@ -131,12 +131,12 @@ struct RowGradient {
     }
 };
 
-// Gradient of the chunk [begin, begin + len) of a row into out (the chunk's first element); x and t
-// point at the chunk. With `stored` (what chunk_stats kept for this chunk), the softmax comes from
+// Gradient of the segment [begin, begin + len) of a row into out (the segment's first element); x and t
+// point at the segment. With `stored` (what segment_stats kept for this segment), the softmax comes from
 // the kept exponentials instead of a second exp per element; and with `defer` too, the gradient is
-// not written but described there, for the next row's chunk_stats to write (returns true then).
+// not written but described there, for the next row's segment_stats to write (returns true then).
 template <typename T>
-bool logits_chunk_grad(const simd::Kernels<T>& kernels, const RowGradient<T>& row, const T* x, const T* t,
+bool logits_segment_grad(const simd::Kernels<T>& kernels, const RowGradient<T>& row, const T* x, const T* t,
                        std::int64_t begin, std::int64_t len, T* out, bool stream, Stored<T> stored = {},
                        simd::ScaledGrad<T>* defer = nullptr) {
     if (row.stats.max == -std::numeric_limits<T>::infinity()) {

@@ -27,7 +27,7 @@ T* direct(S* p) {
 }
 
 // Rows that the kernels cannot read as they are (half precision, or soft-capped logits) are staged:
-// each piece (a chunk of a long row, or a tile of short ones) is converted (and capped) into a
+// each piece (a segment of a long row, or a tile of short ones) is converted (and capped) into a
 // per-thread buffer of the compute type, and its gradient computed there, carried through the cap and
 // rounded back. Pieces are at most `capacity` elements.
 template <typename S>

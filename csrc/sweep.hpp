@@ -1,7 +1,7 @@
 // The sweep over rows that the drivers share: rows are grouped in tiles whose boundaries depend on
 // the shape only, each tile's partial sum is computed by whichever thread runs it, and the partial sums
 // are added in tile order, so that results do not depend on the number of OpenMP threads.
-// Words: a tile is a run of whole rows (about kTileElements elements); a chunk is a slice of one long
+// Words: a tile is a run of whole rows (about kTileElements elements); a segment is a slice of one long
 // row (LogitsRows); a block is the kernels' L1 unit inside a span (simd::kBlock).
 #pragma once
 

@@ -216,7 +216,9 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
     using T = compute_t<S>;
     check_call(problem, options);
     require(request == nullptr || request->grad != nullptr, "grad is null");
-    const Counted counted = count_labels(problem, options);
+    const Counted own = count_labels(problem, options);  // every label checked, before anything is written
+    // The mean's denominators: this call's counts, or those of the batch it is a part of.
+    const Counted counted = options.batch_counts ? Counted{options.batch_counts->weight, options.batch_counts->rows} : own;
     const RowSpec<T> spec = make_spec(problem.classes, options);
     const std::int64_t n = problem.classes;
 
@@ -263,7 +265,7 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
             if (row_z_losses) row_z_losses[i] = static_cast<T>(loss.z_loss);
             return loss;
         };
-        total = sweep_tiles<LossSums>(problem.rows, n, logits_row.shares_chunks(), [&](std::int64_t begin, std::int64_t end) {
+        total = sweep_tiles<LossSums>(problem.rows, n, logits_row.shares_segments(), [&](std::int64_t begin, std::int64_t end) {
             LossSums sum;
             for (std::int64_t i = begin; i < end; ++i) sum = sum + row(i);
             return sum;
@@ -279,6 +281,20 @@ Totals compute(const Problem<S>& problem, const Options<compute_t<S>>& options, 
     totals.loss = options.z_loss != 0.0 ? loss + totals.z_loss : loss;
     return totals;
 }
+
+template <typename T>
+LabelCounts count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t classes,
+                         std::int64_t ignore_index, const T* weight) {
+    require(rows >= 0 && classes >= 1, "count_labels needs rows >= 0 and classes >= 1");
+    require(labels != nullptr || rows == 0, "labels is null");
+    detail::check_weights(weight, classes);
+    const Counted counted = detail::count_labels(labels, rows, classes, ignore_index, weight);
+    return {counted.rows, counted.weight};
+}
+
+template LabelCounts count_labels<float>(const std::int64_t*, std::int64_t, std::int64_t, std::int64_t, const float*);
+template LabelCounts count_labels<double>(const std::int64_t*, std::int64_t, std::int64_t, std::int64_t,
+                                          const double*);
 
 template <typename S>
 double loss(const Problem<S>& problem, const Options<compute_t<S>>& options, Out<compute_t<S>> row_losses) {

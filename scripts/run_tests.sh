@@ -23,7 +23,7 @@ fi
 # Every install passes the constraints: the same versions on every machine, whatever upstream releases.
 pip_install=("$python" -m pip install -q -c constraints.txt)
 # The build requirements pinned too (an isolated build would fetch the newest), then xentcpp built with them.
-"${pip_install[@]}" scikit-build-core pybind11 cmake ninja
+"${pip_install[@]}" scikit-build-core pybind11 scipy-openblas32 cmake ninja
 "${pip_install[@]}" --no-build-isolation ".[test,examples,dev,docs,dask]"
 # PyTorch is the parity peer; torch==2.13.0 is a local CPU build on the project's machines.
 if [ "${XENTCPP_TEST_TORCH:-1}" != 0 ] && ! "$python" -c "import torch" 2>/dev/null; then
@@ -49,13 +49,18 @@ echo "docs build: ok (build/docs/html)"
 # The wheel as users get it (pip wheel, in a scratch directory outside the tree), and on Linux
 # auditwheel's account of it: the libraries it needs and the manylinux tag they allow (which must
 # exist: a symbol or library outside every manylinux policy fails here; repair is cibuildwheel's job).
+# The BLAS (libscipy_openblas.so) is not in the wheel: it comes from the scipy-openblas32 dependency
+# at run time (and cibuildwheel's repair excludes it), so auditwheel is shown where it is, to count
+# its symbols and those of the libraries it needs too.
 wheel_dir=$(mktemp -d)
 trap 'rm -rf "$wheel_dir"' EXIT
 # Its isolated build environment gets the pinned build requirements through PIP_CONSTRAINT (pip does not
 # hand -c on to it).
 PIP_CONSTRAINT="$PWD/constraints.txt" "$python" -m pip wheel . --no-deps -q -w "$wheel_dir"
 if [ "$(uname -s)" = Linux ]; then
-  "$python" -m auditwheel show "$wheel_dir"/xentcpp-*.whl | tee "$wheel_dir/show.txt"
+  blas_dir=$("$python" -c "import scipy_openblas32; print(scipy_openblas32.get_lib_dir())")
+  LD_LIBRARY_PATH="$blas_dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    "$python" -m auditwheel show "$wheel_dir"/xentcpp-*.whl | tee "$wheel_dir/show.txt"
   tr -s '\n' ' ' < "$wheel_dir/show.txt" | grep -Eq 'platform tag (to|:) "?manylinux_[0-9]+_[0-9]+_'
 fi
 

@@ -29,7 +29,7 @@ mp.mp.dps = 50
 BOUND = {np.dtype(np.float32): 4.0, np.dtype(np.float64): 2.5}
 
 # Class counts that take each kernel path: few classes (lanes own rows, with a compile-time count
-# and without), one chunk, several chunks with kept exponentials, more chunks than are kept.
+# and without), one segment, several segments with kept exponentials, more segments than are kept.
 CLASSES = [2, 3, 10, 29, 32, 33, 1000, 40_000, 140_000]
 
 
@@ -96,7 +96,7 @@ def test_loss_and_target_gradient_of_confident_rows(dtype, classes):
 
 @pytest.mark.parametrize("classes", [140_000])
 def test_a_single_confident_row_split_across_threads(classes):
-    # One row of many chunks is shared out among the threads: the statistics merge chunk by chunk.
+    # One row of many segments is shared out among the threads: the statistics merge segment by segment.
     x = _confident_rows(np.float32, classes, 8, seed=5)
     for row in x:
         r = _exact_r(row)

@@ -165,7 +165,7 @@ def client():
 
 
 def slow_logits(block_id=None, block_info=None, seconds=0.0):
-    """A block of deterministic logits (from its position), taking `seconds` to make."""
+    """A chunk of deterministic logits (from its position), taking `seconds` to make."""
     time.sleep(seconds)
     (r0, r1), (c0, c1) = block_info[None]["array-location"]
     rows, cols = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
@@ -197,7 +197,7 @@ def test_on_a_cluster_the_results_are_the_in_memory_ones(client, rng):
 
 
 def test_a_killed_worker_is_replaced_and_the_result_stays_exact(client):
-    X = produced((200, 60), (10, 20), seconds=0.05)  # 60 blocks of 50 ms: about 1.5 s per worker
+    X = produced((200, 60), (10, 20), seconds=0.05)  # 60 chunks of 50 ms: about 1.5 s per worker
     t = (np.arange(200) * 7) % 60
     loss = xd.cross_entropy(X, t)
     want = client.compute(loss, sync=True)

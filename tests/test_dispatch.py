@@ -24,7 +24,7 @@ TARGETS = [t for t in ("avx512", "avx2", "baseline") if _core.simd_target_suppor
 pytestmark = pytest.mark.slow
 
 # Shapes that take each kernel path: few classes (lanes own rows), one row per task, a row split
-# across threads (1 row of more than one chunk), and many long rows.
+# across threads (1 row of more than one segment), and many long rows.
 PROGRAM = """
 import hashlib, json, numpy as np, xentcpp as xc
 from xentcpp import _core

@@ -20,6 +20,7 @@ from scipy.special import logsumexp
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 sys.path.insert(0, str(EXAMPLES))  # the examples import their shared progress bar as a sibling module
 
+import linear_head  # noqa: E402
 import perplexity  # noqa: E402
 from progress import Progress  # noqa: E402
 
@@ -51,6 +52,14 @@ def test_progress_bar_draws_every_step(capsys):
     assert lines[-1].startswith("work [########] 4/4 100%") and lines[-1].endswith("step 3")
     with pytest.raises(ValueError, match="at least 1"):
         Progress(0)
+
+
+def test_linear_head_learns_and_matches_the_unfused_loss(capsys):
+    results = linear_head.main(["--tokens", "1024", "--vocab", "256", "--hidden", "32", "--batch", "256"])
+    assert abs(results["initial"] - results["unfused"]) <= 1e-6 * results["unfused"]
+    assert abs(results["initial"] - np.log(256)) < 1e-5  # a zero layer predicts the uniform distribution
+    assert results["final"] < 0.5 * results["initial"]
+    assert "5/5 100%" in capsys.readouterr().err
 
 
 def test_train_digits_matches_logistic_regression(capsys, train_digits):

@@ -1,6 +1,6 @@
 """z-loss (PaLM) and logit soft-capping (Gemma 2): values and gradients against the float64
 reference, finite differences, PyTorch written out by hand, and every kernel path (few classes,
-one-chunk rows, long rows cut in chunks, long rows split across threads)."""
+one-segment rows, long rows cut in segments, long rows split across threads)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from reference import central_difference, ref_grad, ref_loss
 
 import xentcpp as xc
 
-# (rows, classes) reaching each kernel path: lanes own rows (C <= 32), one chunk per row, rows of
-# several 32768-class chunks (5 rows: shared out by rows; 2 rows: each row split across threads).
+# (rows, classes) reaching each kernel path: lanes own rows (C <= 32), one segment per row, rows of
+# several 32768-class segments (5 rows: shared out by rows; 2 rows: each row split across threads).
 PATH_SHAPES = [(37, 10), (9, 1000), (5, 70000), (2, 70000)]
 OPTIONS = [
     dict(z_loss=1e-3),

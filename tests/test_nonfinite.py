@@ -21,7 +21,7 @@ from reference import ref_grad, ref_loss
 import xentcpp as xc
 
 INF = np.inf
-# (rows, classes, target kind): lanes own rows (C <= 32), one row per task, rows split in chunks
+# (rows, classes, target kind): lanes own rows (C <= 32), one row per task, rows split in segments
 # (a few rows of more than 32 768 classes), and probability targets.
 PATHS = [(6, 7, "index"), (6, 300, "index"), (3, 40_000, "index"), (6, 300, "prob")]
 BAD_ROWS = {

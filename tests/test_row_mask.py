@@ -25,7 +25,7 @@ def _problem(rng, shape, dtype, target):
     return x, t, where
 
 
-# Shapes that take each kernel path: few classes (lanes own rows), one chunk, several chunks.
+# Shapes that take each kernel path: few classes (lanes own rows), one segment, several segments.
 SHAPES = [(37, 5), (37, 10), (9, 1000), (3, 40_000)]
 
 

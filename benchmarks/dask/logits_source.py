@@ -1,9 +1,9 @@
-"""Deterministic logits and labels for the Dask benchmark, made block by block at about the speed of a copy,
+"""Deterministic logits and labels for the Dask benchmark, made chunk by chunk at about the speed of a copy,
 the same in the Dask graph (this module is sent to the workers) and in the plain loop.
 
 Element ``(i, c)`` of the logits is ``table[(i * STEP + c) % PERIOD]``, a fixed table of normal numbers
-(times 3, as trained logits spread): a function of the position alone, so any block of any chunking
-holds the same values, and a block is one strided copy of a window of the table (extended past PERIOD so
+(times 3, as trained logits spread): a function of the position alone, so any chunk of any chunking
+holds the same values, and a chunk is one strided copy of a window of the table (extended past PERIOD so
 that no window wraps), whatever the whole array's size (a 200 000 x 32 000 float32 array, 25.6 GB, never
 exists at once).
 """
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["block", "labels", "labels_block", "logits_block"]
+__all__ = ["chunk", "labels", "labels_chunk", "logits_chunk"]
 
 PERIOD = 1 << 23  # 32 MiB of float32
-EXTRA = 1 << 22  # the table runs on this far past PERIOD: a block's window may span up to this many entries
+EXTRA = 1 << 22  # the table runs on this far past PERIOD: a chunk's window may span up to this many entries
 STEP = 1013  # a row's shift along the table: rows differ, windows overlap (the table stays in cache)
 
 
@@ -30,12 +30,12 @@ def table() -> np.ndarray:
     return np.concatenate([values, values[:EXTRA]])
 
 
-def block(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+def chunk(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
     """The logits of rows [r0, r1) and classes [c0, c1): a new C-contiguous float32 array."""
     rows, width = r1 - r0, c1 - c0
     span = (rows - 1) * STEP + width
     if span > EXTRA:
-        raise ValueError(f"a block of {rows} x {width} spans {span} table entries, more than {EXTRA}: use fewer rows")
+        raise ValueError(f"a chunk of {rows} x {width} spans {span} table entries, more than {EXTRA}: use fewer rows")
     t = table()
     offset = (r0 * STEP + c0) % PERIOD
     return np.array(as_strided(t[offset:], shape=(rows, width), strides=(STEP * t.itemsize, t.itemsize)))
@@ -46,12 +46,12 @@ def labels(r0: int, r1: int, classes: int) -> np.ndarray:
     return (np.arange(r0, r1, dtype=np.int64) * 7919 + 13) % classes
 
 
-def logits_block(block_info: Any = None) -> np.ndarray:
-    """``block`` at the position Dask asks for (a map_blocks function without inputs)."""
+def logits_chunk(block_info: Any = None) -> np.ndarray:
+    """``chunk`` at the position Dask asks for (a map_blocks function without inputs)."""
     (r0, r1), (c0, c1) = block_info[None]["array-location"]
-    return block(r0, r1, c0, c1)
+    return chunk(r0, r1, c0, c1)
 
 
-def labels_block(classes: int, block_info: Any = None) -> np.ndarray:
+def labels_chunk(classes: int, block_info: Any = None) -> np.ndarray:
     (r0, r1), = block_info[None]["array-location"]
     return labels(r0, r1, classes)

@@ -1,14 +1,14 @@
 """The mean cross-entropy of logits larger than memory, on a Dask LocalCluster, against a plain loop.
 
-The logits (by default 200 000 x 32 000 float32: 25.6 GB) are made block by block inside the graph
+The logits (by default 200 000 x 32 000 float32: 25.6 GB) are made chunk by chunk inside the graph
 (logits_source.py: a strided copy of a fixed table, sent to the workers with ``Client.upload_file``) and
 reduced to their mean loss by ``xentcpp.dask.cross_entropy`` on a LocalCluster of single-threaded worker
-processes, each with a memory limit. The plain loop makes the same row blocks (all classes) one after
+processes, each with a memory limit. The plain loop makes the same row chunks (all classes) one after
 the other in this process and adds their ``xentcpp.cross_entropy(..., reduction="sum")``.
 
 Reported: the time of each, interleaved round by round (medians), the throughput (logits' GB/s) and its
 ratio to the plain loop's; each worker's peak resident memory (VmHWM, reset before each run) above its
-idle size, in blocks; bytes spilled to disk (Dask's own counters); the load average around the run.
+idle size, in chunks; bytes spilled to disk (Dask's own counters); the load average around the run.
 
     python benchmarks/dask/sharded_loss.py                         # the full size (minutes)
     python benchmarks/dask/sharded_loss.py --rows 20000            # 2.56 GB
@@ -47,30 +47,30 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--classes", type=int, default=32_000)
-    parser.add_argument("--row-chunk", type=int, default=1000, help="rows per block (default 1000: 128 MB)")
-    parser.add_argument("--class-chunk", type=int, default=None, help="classes per block (default: all)")
+    parser.add_argument("--row-chunk", type=int, default=1000, help="rows per chunk (default 1000: 128 MB)")
+    parser.add_argument("--class-chunk", type=int, default=None, help="classes per chunk (default: all)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default=None,
-                        help="per worker (default: 12 blocks, so that 4 blocks stay below Dask's 60%% spill target)")
+                        help="per worker (default: 12 chunks, so that 4 chunks stay below Dask's 60%% spill target)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here too")
     return parser.parse_args(argv)
 
 
 def plain_loop(rows: int, classes: int, row_chunk: int) -> float:
-    """The mean loss from the same row blocks, made and reduced one after the other in this process."""
+    """The mean loss from the same row chunks, made and reduced one after the other in this process."""
     total = 0.0
     for r0 in range(0, rows, row_chunk):
         r1 = min(rows, r0 + row_chunk)
-        total += xc.cross_entropy(logits_source.block(r0, r1, 0, classes), logits_source.labels(r0, r1, classes),
+        total += xc.cross_entropy(logits_source.chunk(r0, r1, 0, classes), logits_source.labels(r0, r1, classes),
                                   reduction="sum")
     return total / rows
 
 
 def loss_graph(rows: int, classes: int, row_chunk: int, class_chunk: int) -> Any:
     chunks = da.core.normalize_chunks((row_chunk, class_chunk), (rows, classes))
-    x = da.map_blocks(logits_source.logits_block, chunks=chunks, dtype=np.float32, meta=np.empty((0, 0), np.float32))
-    y = da.map_blocks(logits_source.labels_block, classes, chunks=(chunks[0],), dtype=np.int64,
+    x = da.map_blocks(logits_source.logits_chunk, chunks=chunks, dtype=np.float32, meta=np.empty((0, 0), np.float32))
+    y = da.map_blocks(logits_source.labels_chunk, classes, chunks=(chunks[0],), dtype=np.int64,
                       meta=np.empty((0,), np.int64))
     return xd.cross_entropy(x, y)
 
@@ -101,11 +101,11 @@ def _spilled(dask_worker: Any) -> Dict[str, float]:
 def main(argv: List[str] | None = None) -> Dict[str, Any]:
     args = parse_args(argv)
     class_chunk = args.class_chunk or args.classes
-    block_bytes = args.row_chunk * class_chunk * 4
+    chunk_bytes = args.row_chunk * class_chunk * 4
     logits_bytes = args.rows * args.classes * 4
-    memory_limit = args.memory_limit or 12 * block_bytes
-    print(f"logits {args.rows} x {args.classes} float32 = {logits_bytes / 1e9:.2f} GB in blocks of "
-          f"{args.row_chunk} x {class_chunk} ({block_bytes / 1e6:.0f} MB); {args.workers} workers of 1 thread, "
+    memory_limit = args.memory_limit or 12 * chunk_bytes
+    print(f"logits {args.rows} x {args.classes} float32 = {logits_bytes / 1e9:.2f} GB in chunks of "
+          f"{args.row_chunk} x {class_chunk} ({chunk_bytes / 1e6:.0f} MB); {args.workers} workers of 1 thread, "
           f"memory limit {memory_limit if isinstance(memory_limit, str) else f'{memory_limit / 2**30:.2f} GiB'} each")
     load_before = os.getloadavg()
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -139,8 +139,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         "xentcpp": xc.__version__,
         "simd": xc.simd_target(),
         "shape": [args.rows, args.classes],
-        "block": [args.row_chunk, class_chunk],
-        "block_mb": block_bytes / 1e6,
+        "chunk": [args.row_chunk, class_chunk],
+        "chunk_mb": chunk_bytes / 1e6,
         "workers": args.workers,
         "memory_limit_bytes": memory_limit,
         "plain_loop_s": plain,
@@ -150,7 +150,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         "throughput_ratio": plain / dask_time,
         "idle_mb": idle_mb,
         "worst_peak_above_idle_mb": worst_peak_kib * 1024 / 1e6,
-        "worst_peak_above_idle_blocks": worst_peak_kib * 1024 / block_bytes,
+        "worst_peak_above_idle_chunks": worst_peak_kib * 1024 / chunk_bytes,
         "spilled": spilled,
         "loss": results,
         "relative_difference": abs(results["dask"] - results["plain"]) / abs(results["plain"]),

@@ -27,6 +27,7 @@ PYBIND11_MODULE(_core, m) {
           "The SIMD target the kernels run on: 'avx512', 'avx2' or 'baseline' (XENTCPP_SIMD can force a lower one).");
     m.def("simd_target_supported", [](const std::string& name) { return xentcpp::simd_target_supported(name.c_str()); },
           "Whether this build and CPU can run the named SIMD target.");
+    bind_linear(m);
     m.attr("__version__") = XENTCPP_VERSION;
     bind_config(m);  // compiler, SIMD targets, OpenMP and the thread count (config.cpp)
 }

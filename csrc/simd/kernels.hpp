@@ -37,7 +37,7 @@ struct SpanStats {
     }
 };
 
-// Merges the statistics of two adjacent spans: the same formula joins blocks within a row, chunks
+// Merges the statistics of two adjacent spans: the same formula joins blocks within a row, segments
 // of a row split across threads, or rows split across machines. Exact up to rounding. A span whose
 // max is below the merged one turns all its terms, the 1s included, into terms below the max.
 template <typename T>

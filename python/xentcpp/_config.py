@@ -137,6 +137,7 @@ def _info() -> dict[str, Any]:
             "cpu_supports": [t for t in _TARGETS if _core.simd_target_supported(t)],
         },
         "openmp": _core.openmp(),
+        "blas": _core.blas(),
         "memory": {"cache_limit": _core.cache_limit(), "cached_bytes": _core.cached_bytes()},
     }
 
@@ -150,6 +151,9 @@ def _format(info: dict[str, Any]) -> str:
                         f"{omp['max_threads']} threads for calls from this thread, {omp['processors']} processors")
     else:
         threads_line = "no OpenMP: one thread"
+    blas = info["blas"]
+    blas_line = (f"{blas['config']}, {blas['library'] or 'library file unknown'}; {blas['threads']} threads "
+                 "for other callers (linear_cross_entropy: one per GEMM tile, on xentcpp's threads)")
     rows = [
         ("python", f"{info['python']['version']} ({info['python']['implementation']}, "
                    f"{info['python']['platform']}, {info['python']['machine']})"),
@@ -159,6 +163,7 @@ def _format(info: dict[str, Any]) -> str:
         ("simd compiled", ", ".join(simd["compiled"])),
         ("simd this CPU", ", ".join(simd["cpu_supports"])),
         ("threads", threads_line),
+        ("blas", blas_line),
         ("buffer cache", f"{info['memory']['cached_bytes'] / 2**20:g} MiB kept, "
                          f"limit {info['memory']['cache_limit'] / 2**20:g} MiB (xentcpp.empty_cache)"),
         ("location", info["xentcpp"]["location"]),
@@ -174,7 +179,8 @@ def show_config(mode: Literal["dicts"]) -> dict[str, Any]: ...
 
 def show_config(mode: str = "stdout") -> dict[str, Any] | None:
     """Prints (or returns) what this build is and runs on: versions, compiler, SIMD targets (compiled,
-    runnable here, in use), the OpenMP runtime with its thread count and the buffer kept for reuse, as
+    runnable here, in use), the OpenMP runtime with its thread count, the BLAS of
+    :func:`linear_cross_entropy` with its own thread count, and the buffer kept for reuse, as
     ``numpy.show_config``.
 
     Parameters
@@ -185,8 +191,9 @@ def show_config(mode: str = "stdout") -> dict[str, Any] | None:
     Returns
     -------
     dict or None
-        With ``mode="dicts"``: keys ``xentcpp``, ``python``, ``numpy``, ``compiler``, ``simd``, ``openmp``
-        and ``memory`` (the buffer kept for reuse: ``cache_limit`` and ``cached_bytes``).
+        With ``mode="dicts"``: keys ``xentcpp``, ``python``, ``numpy``, ``compiler``, ``simd``, ``openmp``,
+        ``blas`` (``name``, ``config``, ``core``, ``library``, ``threads``) and ``memory`` (the buffer kept
+        for reuse: ``cache_limit`` and ``cached_bytes``).
 
     Raises
     ------

@@ -210,3 +210,40 @@ def grad_from_partials(
     grad: _Float,
 ) -> None:
     """The gradient of a block from the rows' merged records, into grad."""
+
+# linear_cross_entropy (csrc/python/linear.cpp; public in xentcpp._linear).
+def linear_cross_entropy(
+    input: _Float,
+    weight: _Float,
+    labels: npt.NDArray[np.int64],
+    *,
+    bias: Optional[_Float] = None,
+    class_weight: Optional[_Float] = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    z_loss: float = 0.0,
+    softcap: float = 0.0,
+    chunk_rows: int = 0,
+    workspace_bytes: int = ...,
+    filter_eps: float = 0.0,
+    row_losses: Optional[_Float] = None,
+    row_z_losses: Optional[_Float] = None,
+    d_input: Optional[_Float] = None,
+    d_weight: Optional[_Float] = None,
+    d_bias: Optional[_Float] = None,
+    grad_output: float = 1.0,
+    grad_output_rows: Optional[_Float] = None,
+) -> Tuple[float, float]:
+    """Totals ``(loss, z_loss)`` of the cross-entropy of ``input @ weight.T + bias`` (C-contiguous, all of one
+    dtype, float32 or float64; labels int64), per-row losses and z-losses into the buffers given, and the
+    gradients into those of ``d_input``, ``d_weight`` and ``d_bias`` given. ``chunk_rows`` 0: from
+    ``workspace_bytes``. Errors: ValueError for dtypes, sizes and options, IndexError for a label out of range."""
+
+def linear_chunk_rows(
+    rows: int, classes: int, element_bytes: int, chunk_rows: int = 0, workspace_bytes: int = ...
+) -> int:
+    """The rows of linear_cross_entropy's chunks for this shape and these settings."""
+
+def blas() -> dict[str, Any]:
+    """The BLAS of linear_cross_entropy: name, config, core, library (its file or None), threads."""

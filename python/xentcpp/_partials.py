@@ -97,7 +97,7 @@ def make_options(
     return Options(classes, w, _validation._int64(ignore_index, "ignore_index"), smoothing, z, cap)
 
 
-def block_float(x: np.ndarray) -> np.ndarray:
+def compute_float(x: np.ndarray) -> np.ndarray:
     """Logits or probabilities as the core takes them: float32 or float64 (half precision is
     computed in float32), native byte order, C-contiguous and aligned; a view when it already is one."""
     dtype = np.dtype(np.float32) if _validation.is_half(x.dtype) else x.dtype.newbyteorder("=")
@@ -234,7 +234,7 @@ def _prepare_shard(
         raise ValueError(
             f"the shard's classes [{start}, {start + width}) must lie in [0, num_classes) = [0, {options.num_classes})"
         )
-    x = block_float(call.input)
+    x = compute_float(call.input)
     t = call.target if call.target.ndim == 1 else np.require(call.target, dtype=x.dtype, requirements=["C", "A"])
     return _Shard(x, t, call.options["row_mask"], start, options, call)
 

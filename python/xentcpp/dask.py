@@ -1,11 +1,11 @@
 """Cross-entropy of Dask arrays, exact for logits chunked along rows and classes alike.
 
 Logits too large for one machine (a corpus of tokens, a vocabulary split across workers) are reduced
-block by block on the scheduler Dask already runs: the local threads, or ``dask.distributed`` on one
-machine or many. Each block of classes gives per-row partial statistics
+chunk by chunk on the scheduler Dask already runs: the local threads, or ``dask.distributed`` on one
+machine or many. Each chunk of classes gives per-row partial statistics
 (:func:`xentcpp.cross_entropy_partials`); they merge along the class axis in a tree fixed by the
 chunking (so the same graph gives the same bits on every run, on any workers); the merged rows give
-the loss, a lazy Dask scalar or per-row array, and each block's gradient, a Dask array with the
+the loss, a lazy Dask scalar or per-row array, and each chunk's gradient, a Dask array with the
 logits' chunks. The results are those of :func:`xentcpp.cross_entropy` on the whole array, to the
 rounding of the compute type.
 
@@ -91,16 +91,16 @@ class _Graph:
         """That of per-row losses: float32 for half-precision logits."""
         return np.dtype(np.float32) if _validation.is_half(self.input_dtype) else np.dtype(self.input_dtype)
 
-    def block_args(self) -> List[Any]:
-        """The targets and row mask as arguments of a map_blocks over the logits' blocks: probabilities as
-        they are, labels and mask with a class axis of length 1 (broadcast over the blocks of classes)."""
+    def chunk_args(self) -> List[Any]:
+        """The targets and row mask as arguments of a map_blocks over the logits' chunks: probabilities as
+        they are, labels and mask with a class axis of length 1 (broadcast over the chunks of classes)."""
         args: List[Any] = [self.target if self.probabilities else self.target[..., None]]
         if self.mask is not None:
             args.append(self.mask[..., None])
         return args
 
     def row_args(self) -> List[Any]:
-        """The labels and row mask, those there are, as arguments of a map_blocks over the rows' blocks
+        """The labels and row mask, those there are, as arguments of a map_blocks over the rows' chunks
         (probability targets are not needed there: the records hold their sums)."""
         return [a for a in (self.labels, self.mask) if a is not None]
 
@@ -108,9 +108,9 @@ class _Graph:
         return {"options": self.options_key, "labeled": self.labels is not None, "masked": self.mask is not None}
 
     def partials(self) -> da.Array:
-        """Each block's records: rows × (blocks of classes), one record per row and block."""
+        """Each chunk's records: rows × (chunks of classes), one record per row and chunk."""
         return da.map_blocks(
-            _block_partials, self.x, *self.block_args(), options=self.options_key,
+            _chunk_partials, self.x, *self.chunk_args(), options=self.options_key,
             probabilities=self.probabilities, chunks=self.x.chunks[:-1] + ((1,) * self.x.numblocks[-1],),
             dtype=_RECORD, meta=np.empty((0,) * self.x.ndim, _RECORD),
         )
@@ -123,30 +123,30 @@ class _Graph:
             dtype=_RECORD, split_every=split_every, concatenate=True, meta=np.empty((0,) * ndim, _RECORD),
         )
 
-    def per_row_blocks(
+    def per_row_chunks(
         self, func: Callable[..., np.ndarray], arrays: Sequence[da.Array], width: int, **kwargs: Any
     ) -> da.Array:
-        """A map over the blocks of rows giving ``width`` float64 numbers per block, summed over the blocks
+        """A map over the chunks of rows giving ``width`` float64 numbers per chunk, summed over the chunks
         (in a fixed tree) into one ``(width,)`` array."""
         nb = len(self.batch_shape)
-        per_block = da.map_blocks(
+        per_chunk = da.map_blocks(
             func, *arrays, new_axis=nb, chunks=tuple((1,) * len(c) for c in self.x.chunks[:-1]) + ((width,),),
             dtype=np.float64, meta=np.empty((0,) * (nb + 1), np.float64), **kwargs,
         )
-        return per_block.sum(axis=tuple(range(nb)))
+        return per_chunk.sum(axis=tuple(range(nb)))
 
     def loss(self, merged: da.Array, return_z_loss: bool) -> Any:
         """The loss as the caller asked: per row (a Dask array) or reduced (a 0-d Dask array)."""
         if self.reduction == "none":
             both = da.map_blocks(
-                _block_losses, merged, *self.row_args(), **self.row_flags(),
+                _chunk_losses, merged, *self.row_args(), **self.row_flags(),
                 out_dtype=self.compute_dtype, new_axis=merged.ndim,
                 chunks=merged.chunks + ((2,),), dtype=self.compute_dtype,
                 meta=np.empty((0,) * (merged.ndim + 1), self.compute_dtype),
             )
             loss, z = (self._caller_rows(both[..., k]) for k in (0, 1))
         else:
-            sums = self.per_row_blocks(_block_sums, [merged, *self.row_args()], 6, **self.row_flags())
+            sums = self.per_row_chunks(_chunk_sums, [merged, *self.row_args()], 6, **self.row_flags())
             pair = da.map_blocks(
                 _reduced, sums, reduction=self.reduction, options=self.options_key, chunks=((2,),), dtype=np.float64,
                 meta=np.empty((0,), np.float64),
@@ -159,20 +159,20 @@ class _Graph:
 
     def scales(self) -> Any:
         """The gradient's scales: fixed for ``"sum"`` and ``"none"``; for ``"mean"`` a graph key, from the
-        labels and weights alone (no logits), so each block's gradient waits only for its own rows."""
+        labels and weights alone (no logits), so each chunk's gradient waits only for its own rows."""
         if self.reduction != "mean":
             return _partials.scales_for(self.reduction, _partials.Sums(0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 1.0)
         if not self.row_args():  # probability targets, no mask: every row counts
             rows = float(np.prod(self.batch_shape))
             return _partials.scales_for("mean", _partials.Sums(0.0, 0.0, 0.0, 0.0, rows, rows), 1.0)
-        counts = self.per_row_blocks(_block_denominators, self.row_args(), 2, **self.row_flags())
+        counts = self.per_row_chunks(_chunk_denominators, self.row_args(), 2, **self.row_flags())
         return delayed(_scales_of)(counts)
 
     def grad(self, merged: da.Array) -> da.Array:
-        """Each block's gradient from its rows' merged records, with the logits' chunks and dtype."""
-        target, *mask = self.block_args()
+        """Each chunk's gradient from its rows' merged records, with the logits' chunks and dtype."""
+        target, *mask = self.chunk_args()
         g = da.map_blocks(
-            _block_grad, self.x, target, merged[..., None], *mask, options=self.options_key, scales=self.scales(),
+            _chunk_grad, self.x, target, merged[..., None], *mask, options=self.options_key, scales=self.scales(),
             probabilities=self.probabilities, out_dtype=self.input_dtype, dtype=self.input_dtype,
             meta=np.empty((0,) * self.x.ndim, self.input_dtype),
         )
@@ -232,21 +232,21 @@ def _chunked_like(a: Any, chunks: Tuple[Tuple[int, ...], ...]) -> da.Array:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The tasks: each takes NumPy blocks and runs the core on one thread.
+# The tasks: each takes NumPy chunks and runs the core on one thread.
 
 def _location(block_info: Any) -> Tuple[List[int], int]:
-    """Where the block of logits (the first array argument) starts: per row axis, and its first class."""
+    """Where the chunk of logits (the first array argument) starts: per row axis, and its first class."""
     starts = [start for start, _ in block_info[0]["array-location"]]
     return starts[:-1], starts[-1]
 
 
 def _row_starts(block_info: Any) -> List[int]:
-    """Where a block of rows (the first array argument, of the rows' shape) starts, per row axis."""
+    """Where a chunk of rows (the first array argument, of the rows' shape) starts, per row axis."""
     return [start for start, _ in block_info[0]["array-location"]]
 
 
-def _block_targets(target: np.ndarray, rows_shape: Tuple[int, ...], dtype: np.dtype, probabilities: bool) -> np.ndarray:
-    """A block's targets as the core takes them: int64 labels (rows,), or probabilities (rows, width) of
+def _chunk_targets(target: np.ndarray, rows_shape: Tuple[int, ...], dtype: np.dtype, probabilities: bool) -> np.ndarray:
+    """A chunk's targets as the core takes them: int64 labels (rows,), or probabilities (rows, width) of
     the logits' compute dtype."""
     if probabilities:
         return np.require(target.reshape(-1, target.shape[-1]), dtype=dtype, requirements=["C", "A"])
@@ -262,14 +262,14 @@ def _row_arrays(
     return labels, mask
 
 
-def _block_partials(
+def _chunk_partials(
     x: np.ndarray, target: np.ndarray, *mask: np.ndarray, options: _partials.Options, probabilities: bool,
     block_info: Any = None,
 ) -> np.ndarray:
     starts, class_start = _location(block_info)
     rows_shape = x.shape[:-1]
-    xs = _partials.block_float(x).reshape(-1, x.shape[-1])
-    t = _block_targets(target, rows_shape, xs.dtype, probabilities)
+    xs = _partials.compute_float(x).reshape(-1, x.shape[-1])
+    t = _chunk_targets(target, rows_shape, xs.dtype, probabilities)
     row_mask = np.ascontiguousarray(mask[0].reshape(-1)) if mask else None
     try:
         with threads(1):
@@ -284,14 +284,14 @@ def _as_is(records: np.ndarray, axis: Any = None, keepdims: bool = True) -> np.n
 
 
 def _merge_along(records: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-    """The records of a row's blocks (the last axis) merged in their order, left to right."""
+    """The records of a row's chunks (the last axis) merged in their order, left to right."""
     total = np.ascontiguousarray(records[..., 0])
     for k in range(1, records.shape[-1]):
         total = _partials.merged(total, np.ascontiguousarray(records[..., k]))
     return total[..., None] if keepdims else total
 
 
-def _block_losses(
+def _chunk_losses(
     merged: np.ndarray, *rows: np.ndarray, options: _partials.Options, labeled: bool, masked: bool,
     out_dtype: np.dtype, block_info: Any = None,
 ) -> np.ndarray:
@@ -306,7 +306,7 @@ def _block_losses(
     return np.stack([losses, z], axis=-1).reshape(merged.shape + (2,)).astype(out_dtype)
 
 
-def _block_sums(
+def _chunk_sums(
     merged: np.ndarray, *rows: np.ndarray, options: _partials.Options, labeled: bool, masked: bool,
     block_info: Any = None,
 ) -> np.ndarray:
@@ -323,7 +323,7 @@ def _reduced(sums: np.ndarray, reduction: str, options: _partials.Options) -> np
     return np.array(_partials.reduce_sums(_partials.Sums(*map(float, sums)), reduction, options))
 
 
-def _block_denominators(
+def _chunk_denominators(
     *rows: np.ndarray, options: _partials.Options, labeled: bool, masked: bool, block_info: Any = None,
 ) -> np.ndarray:
     labels, mask = _row_arrays(rows, labeled, masked)
@@ -340,14 +340,14 @@ def _scales_of(counts: np.ndarray) -> _partials.Scales:
     return _partials.scales_for("mean", _partials.Sums(0.0, 0.0, 0.0, 0.0, weight, rows), 1.0)
 
 
-def _block_grad(
+def _chunk_grad(
     x: np.ndarray, target: np.ndarray, merged: np.ndarray, *mask: np.ndarray, options: _partials.Options,
     scales: _partials.Scales, probabilities: bool, out_dtype: np.dtype, block_info: Any = None,
 ) -> np.ndarray:
     starts, class_start = _location(block_info)
     rows_shape = x.shape[:-1]
-    xs = _partials.block_float(x).reshape(-1, x.shape[-1])
-    t = _block_targets(target, rows_shape, xs.dtype, probabilities)
+    xs = _partials.compute_float(x).reshape(-1, x.shape[-1])
+    t = _chunk_targets(target, rows_shape, xs.dtype, probabilities)
     row_mask = np.ascontiguousarray(mask[0].reshape(-1)) if mask else None
     try:
         with threads(1):
@@ -377,7 +377,7 @@ _PARAMETERS = """\
     return_z_loss : bool, default False
         Also return the z-loss term on its own (reduced like the loss).
     split_every : int, optional
-        How many blocks of classes each merge task takes (Dask's reduction fan-in, 4 by default). Any value
+        How many chunks of classes each merge task takes (Dask's reduction fan-in, 4 by default). Any value
         gives the loss to rounding; a given one gives the same bits on every run."""
 
 
@@ -398,9 +398,9 @@ def cross_entropy(
 ) -> Any:
     """Softmax cross-entropy of Dask arrays, lazily, as :func:`xentcpp.cross_entropy` of the whole array.
 
-    Each block of logits is read once: its per-row partial statistics are merged along the class axis in
+    Each chunk of logits is read once: its per-row partial statistics are merged along the class axis in
     a tree fixed by the chunking, then give each row's loss; nothing of the size of the logits is ever
-    held but the blocks themselves, so the logits may be far larger than any machine's memory.
+    held but the chunks themselves, so the logits may be far larger than any machine's memory.
 
     Parameters
     ----------
@@ -456,7 +456,7 @@ def cross_entropy_value_and_grad(
 ) -> Tuple[Any, da.Array]:
     """:func:`cross_entropy` and its gradient, lazily, as :func:`xentcpp.cross_entropy_value_and_grad`.
 
-    The gradient of each block needs only that block and its rows' merged statistics (and, for
+    The gradient of each chunk needs only that chunk and its rows' merged statistics (and, for
     ``"mean"``, the denominator, from the targets alone), so it can run as soon as its rows are merged;
     the logits are read twice (once for the statistics, once for the gradient). Computing the loss and
     the gradient together (``dask.compute(loss, grad)``) shares the statistics.

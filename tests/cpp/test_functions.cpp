@@ -40,7 +40,7 @@ xentcpp::float16 to_half(float f) { return {xentcpp::simd::double_to_half_bits(f
 
 float from_half(xentcpp::float16 h) { return xentcpp::simd::half_bits_to_float(h.bits); }
 
-// Every kernel path: few classes, one chunk per row, several chunks, a row split across threads.
+// Every kernel path: few classes, one segment per row, several segments, a row split across threads.
 class HalfPaths : public ::testing::TestWithParam<std::pair<std::int64_t, std::int64_t>> {};
 
 TEST_P(HalfPaths, Float16IsTheFloatPathOnTheWidenedValuesRoundedOnce) {

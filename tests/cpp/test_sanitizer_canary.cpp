@@ -19,7 +19,7 @@ using Index = std::int64_t;
 constexpr const char* kReadPastEnd = "READ of size [0-9]+ at .* to the right of [0-9]+-byte region";
 constexpr const char* kWritePastEnd = "WRITE of size [0-9]+ at .* to the right of [0-9]+-byte region";
 
-// Shapes that take each path: few classes (lanes own rows), rows of one chunk, one row split in chunks.
+// Shapes that take each path: few classes (lanes own rows), rows of one segment, one row split in segments.
 struct Shape {
     Index rows, classes;
 };

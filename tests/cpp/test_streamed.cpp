@@ -113,7 +113,7 @@ TEST(Streamed, RowsOfSeveralBlocksOnAnyThreadCount) {
         expect_streamed_equals_in_place(c, Reduction::mean, {}, 3);
         const Case<double> d = with_breaks(random_index_case<double>(kElements<double> / 1001, 1001, 47));
         expect_streamed_equals_in_place(d, Reduction::sum, {}, 1);
-        // Rows of three chunks of 32 768 classes, each chunk's gradient written late.
+        // Rows of three segments of 32 768 classes, each segment's gradient written late.
         const Case<float> e = with_breaks(random_index_case<float>(kElements<float> / 70001, 70001, 48));
         expect_streamed_equals_in_place(e, Reduction::mean, {}, 7);
 #ifdef _OPENMP
@@ -122,7 +122,7 @@ TEST(Streamed, RowsOfSeveralBlocksOnAnyThreadCount) {
 #endif
 }
 
-TEST(Streamed, RowsOfOneChunk) {
+TEST(Streamed, RowsOfOneSegment) {
     const Index classes = 1000;
     expect_streamed_equals_in_place(random_index_case<float>(kElements<float> / classes, classes, 41));
     expect_streamed_equals_in_place(random_index_case<double>(kElements<double> / classes, classes, 41));

@@ -1,7 +1,7 @@
 // libFuzzer target of the C++ core (built by -DXENTCPP_FUZZ=ON with Clang, run by scripts/run_tests.sh
 // for a bounded time from the seed corpus in tests/fuzz/corpus/).
 //
-// The bytes decide a whole call: dtype, shape (0 to 80 classes, or just over one 32 768-class chunk),
+// The bytes decide a whole call: dtype, shape (0 to 80 classes, or just over one 32 768-class segment),
 // target kind, labels (in range, ignore_index, or any 64-bit value), a row mask, weights, options (NaN and out-of-
 // range values included), the input (bounded, or any bit pattern) and the entry point. Invariants:
 //   1. no crash and no sanitizer report (the build has ASan + UBSan);
@@ -70,7 +70,7 @@ Call<T> decode(FuzzedDataProvider& fdp) {
     Call<T> c;
     c.rows = fdp.ConsumeIntegralInRange<Index>(0, 8);
     c.classes = fdp.ConsumeBool() ? fdp.ConsumeIntegralInRange<Index>(0, 80)
-                                  : fdp.ConsumeIntegralInRange<Index>(32760, 32800);  // one row, two chunks
+                                  : fdp.ConsumeIntegralInRange<Index>(32760, 32800);  // one row, two segments
     if (c.classes > 80) c.rows = std::min<Index>(c.rows, 2);
     const auto n = static_cast<std::size_t>(c.rows * c.classes);
     c.use_labels = fdp.ConsumeIntegralInRange<int>(0, 3) != 0;

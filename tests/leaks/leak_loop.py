@@ -62,6 +62,15 @@ def one_round(rng: np.random.Generator) -> None:
     xc.softmax(large[:, :1029])  # another size: frees the kept buffer
     xc.empty_cache()
 
+    # linear_cross_entropy: chunks, every gradient, the filter, per-row upstream gradients.
+    layer = rng.standard_normal((40, 8)).astype(np.float32)
+    hidden = rng.standard_normal((6, 8)).astype(np.float32)
+    xc.linear_cross_entropy_value_and_grad(hidden, layer, y, linear_bias=w, chunk_size=4, z_loss=1e-4,
+                                           filter_eps=1e-3)
+    xc.linear_cross_entropy(hidden.astype(np.float16), layer, y, reduction="none", chunk_size=5, return_z_loss=True)
+    _core.linear_cross_entropy(hidden, layer, y, reduction="none", d_weight=np.empty_like(layer),
+                               grad_output_rows=np.ones(6, np.float32))
+
     bad = y.copy()
     bad[3] = 40
     _raises(IndexError, xc.cross_entropy, x, bad)  # label check in C++, on the fast path
@@ -83,6 +92,10 @@ def one_round(rng: np.random.Generator) -> None:
     frozen = np.empty_like(x)
     frozen.flags.writeable = False
     _raises(ValueError, _core.cross_entropy, x, y, grad=frozen)
+    _raises(IndexError, xc.linear_cross_entropy_value_and_grad, hidden, layer, bad, chunk_size=2)
+    _raises(ValueError, _core.linear_cross_entropy, hidden, layer, y, label_smoothing=2.0,
+            d_input=np.empty_like(hidden))
+    _raises(ValueError, _core.linear_cross_entropy, hidden, layer[:, :-1], y)
 
 
 def main() -> None:

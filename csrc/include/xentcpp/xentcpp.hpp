@@ -38,6 +38,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 
 namespace xentcpp {
 
@@ -81,6 +82,13 @@ struct Problem {
     const std::uint8_t* row_mask = nullptr;
 };
 
+// The counts of a batch of class-index targets that a mean divides by: the rows that count (not
+// ignored, not masked) and the sum of their w[y] (1 each without class weights).
+struct LabelCounts {
+    double rows = 0.0;
+    double weight = 0.0;
+};
+
 template <typename T>
 struct Options {
     const T* weight = nullptr;             // `classes` entries, or nullptr for all ones
@@ -91,6 +99,11 @@ struct Options {
     double epsilon = 1e-7;                 // clamp of probabilities when from_logits is false, in [0, 0.5)
     double z_loss = 0.0;                   // λ >= 0 (logits only)
     double softcap = 0.0;                  // c > 0, or 0 for none (logits only)
+    // Reduction mean over a batch larger than this call's rows (a caller that splits one batch over
+    // several calls, as linear.hpp's chunks do): that batch's counts (count_labels) as the mean's
+    // denominators instead of this call's. The totals are then this call's share of the batch's mean,
+    // and its gradient the gradient of that mean (a zero sum of weights included).
+    const LabelCounts* batch_counts = nullptr;
 };
 
 // Where the gradient goes. `grad` (rows × classes) may be `problem.input` itself: the gradient then
@@ -101,6 +114,14 @@ struct GradRequest {
     double grad_output = 1.0;                         // upstream gradient of a reduced (sum/mean) loss, or a
     const compute_t<S>* grad_output_rows = nullptr;   // per-row upstream gradient (`rows` entries, reduction none)
 };
+
+// The class-index targets of a whole batch, as `compute` counts them for a mean: the class weights are
+// checked (std::invalid_argument for NaN or +-inf), then every label (std::out_of_range naming the
+// first row whose label is outside [0, classes) and not ignore_index); returns the counts, added in an
+// order fixed by the shape. T: float or double.
+template <typename T>
+LabelCounts count_labels(const std::int64_t* labels, std::int64_t rows, std::int64_t classes,
+                         std::int64_t ignore_index, const T* weight);
 
 // The reduced loss (for none: the plain sum), z-loss included, and the z-loss term on its own.
 struct Totals {
