@@ -141,6 +141,60 @@ def test_bad_arguments_are_refused_when_the_graph_is_built(rng):
         xd.cross_entropy(X, np.zeros(4, int), weight=np.ones(3))
 
 
+LINEAR_CASES = {
+    "plain": {},
+    "bias, weights, smoothing, z_loss, softcap": dict(bias=True, weighted=True, label_smoothing=0.1, z_loss=1e-3,
+                                                      softcap=20.0),
+    "row mask": dict(where=True),
+}
+
+
+@pytest.mark.parametrize("case", LINEAR_CASES)
+def test_linear_cross_entropy_equals_the_in_memory_layer(rng, case):
+    options = dict(LINEAR_CASES[case])
+    h = rng.standard_normal((3, 10, 16)).astype(np.float32)
+    w = rng.standard_normal((C, 16)).astype(np.float32)
+    t = rng.integers(0, C, (3, 10))
+    t[1, ::3] = -100
+    if options.pop("bias", False):
+        options["linear_bias"] = rng.standard_normal(C).astype(np.float32)
+    if options.pop("weighted", False):
+        options["weight"] = rng.uniform(0.5, 2.0, C).astype(np.float32)
+    where = options.pop("where", False)
+    mask = rng.random((3, 10)) < 0.7 if where else np.ones((3, 10), bool)
+    H = da.from_array(h, chunks=(2, (3, 7), 8))  # the hidden axis split too: taken whole
+    for reduction in ("none", "sum", "mean"):
+        loss, z = xd.linear_cross_entropy(H, w, da.from_array(t, chunks=(1, 5)), reduction=reduction,
+                                          return_z_loss=True, where=mask if where else None, **options)
+        got, got_z = dask.compute(loss, z)
+        # The in-memory layer on the rows that count (a mask ignores its rows, as ignore_index does).
+        want, want_z = xc.linear_cross_entropy(h, w, np.where(mask, t, -100), reduction=reduction,
+                                               return_z_loss=True, **options)
+        assert_close(got, want, np.float32, "loss")
+        assert_close(got_z, want_z, np.float32, "loss")
+        logits = np.einsum("abh,vh->abv", h.astype(np.float64), w.astype(np.float64)) + options.get("linear_bias", 0.0)
+        ref = ref_loss(logits, np.where(mask, t, -100), reduction=reduction, weight=options.get("weight"),
+                       label_smoothing=options.get("label_smoothing", 0.0), z_loss=options.get("z_loss", 0.0),
+                       softcap=options.get("softcap"))
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_linear_cross_entropy_over_weights_summing_to_zero_and_a_bad_label(rng):
+    h = rng.standard_normal((8, 6))
+    w = rng.standard_normal((5, 6))
+    t = np.array([0, 1, 0, 1, -100, 0, 1, -100])
+    weight = np.array([1.0, -1.0, 0.5, 2.0, 1.0])  # the counted rows' weights sum to zero
+    H = da.from_array(h, chunks=3)
+    for a in (0.0, 0.3):
+        got = float(xd.linear_cross_entropy(H, w, t, weight=weight, label_smoothing=a).compute())
+        want = xc.linear_cross_entropy(h, w, t, weight=weight, label_smoothing=a)
+        assert np.isnan(want) or np.isinf(want)
+        np.testing.assert_array_equal(got, want)
+    t[7] = 5
+    with pytest.raises(IndexError, match=r"target\[7\] = 5 is out of range"):
+        xd.linear_cross_entropy(H, w, t).compute()
+
+
 def test_importing_without_dask_says_what_to_install():
     code = "import sys; sys.modules['dask'] = None; import xentcpp.dask"
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
@@ -194,6 +248,13 @@ def test_on_a_cluster_the_results_are_the_in_memory_ones(client, rng):
     t[33] = 40
     with pytest.raises(IndexError, match=r"target\[33\] = 40"):
         client.compute(xd.cross_entropy(X, t), sync=True)
+    h = np.random.default_rng(5).standard_normal((60, 8)).astype(np.float32)
+    w = np.random.default_rng(6).standard_normal((40, 8)).astype(np.float32)
+    t[33] = 1
+    head = xd.linear_cross_entropy(da.from_array(h, chunks=25), w, t, label_smoothing=0.1)
+    first, second = (client.compute(head, sync=True) for _ in range(2))
+    assert_close(float(first), xc.linear_cross_entropy(h, w, t, label_smoothing=0.1), np.float32, "loss")
+    assert first.tobytes() == second.tobytes()
 
 
 def test_a_killed_worker_is_replaced_and_the_result_stays_exact(client):

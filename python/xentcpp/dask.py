@@ -7,14 +7,15 @@ machine or many. Each chunk of classes gives per-row partial statistics
 chunking (so the same graph gives the same bits on every run, on any workers); the merged rows give
 the loss, a lazy Dask scalar or per-row array, and each chunk's gradient, a Dask array with the
 logits' chunks. The results are those of :func:`xentcpp.cross_entropy` on the whole array, to the
-rounding of the compute type.
+rounding of the compute type. :func:`linear_cross_entropy` does the same for a linear layer's output
+from a Dask array of its inputs, chunk of rows by chunk of rows, without any logits.
 
 Each task runs the kernels on one thread: Dask runs the tasks in parallel.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,10 +28,10 @@ except ImportError as err:  # pragma: no cover - tested in a subprocess without 
         "(or `pip install \"dask[array]\"`; add `distributed` for a cluster)"
     ) from err
 
-from . import _partials, _validation
+from . import _linear, _partials, _validation
 from ._config import threads
 
-__all__ = ["cross_entropy", "cross_entropy_value_and_grad"]
+__all__ = ["cross_entropy", "cross_entropy_value_and_grad", "linear_cross_entropy"]
 
 _RECORD = _partials.PARTIALS_DTYPE
 
@@ -123,18 +124,6 @@ class _Graph:
             dtype=_RECORD, split_every=split_every, concatenate=True, meta=np.empty((0,) * ndim, _RECORD),
         )
 
-    def per_row_chunks(
-        self, func: Callable[..., np.ndarray], arrays: Sequence[da.Array], width: int, **kwargs: Any
-    ) -> da.Array:
-        """A map over the chunks of rows giving ``width`` float64 numbers per chunk, summed over the chunks
-        (in a fixed tree) into one ``(width,)`` array."""
-        nb = len(self.batch_shape)
-        per_chunk = da.map_blocks(
-            func, *arrays, new_axis=nb, chunks=tuple((1,) * len(c) for c in self.x.chunks[:-1]) + ((width,),),
-            dtype=np.float64, meta=np.empty((0,) * (nb + 1), np.float64), **kwargs,
-        )
-        return per_chunk.sum(axis=tuple(range(nb)))
-
     def loss(self, merged: da.Array, return_z_loss: bool) -> Any:
         """The loss as the caller asked: per row (a Dask array) or reduced (a 0-d Dask array)."""
         if self.reduction == "none":
@@ -146,12 +135,10 @@ class _Graph:
             )
             loss, z = (self._caller_rows(both[..., k]) for k in (0, 1))
         else:
-            sums = self.per_row_chunks(_chunk_sums, [merged, *self.row_args()], 6, **self.row_flags())
-            pair = da.map_blocks(
-                _reduced, sums, reduction=self.reduction, options=self.options_key, chunks=((2,),), dtype=np.float64,
-                meta=np.empty((0,), np.float64),
+            sums = _summed_over_row_chunks(
+                _chunk_sums, [merged, *self.row_args()], self.x.chunks[:-1], 6, **self.row_flags()
             )
-            loss, z = pair[0], pair[1]
+            loss, z = _reduced_pair(sums, self.reduction, self.options_key)
         return (loss, z) if return_z_loss else loss
 
     def _caller_rows(self, rows: da.Array) -> da.Array:
@@ -165,7 +152,8 @@ class _Graph:
         if not self.row_args():  # probability targets, no mask: every row counts
             rows = float(np.prod(self.batch_shape))
             return _partials.scales_for("mean", _partials.Sums(0.0, 0.0, 0.0, 0.0, rows, rows), 1.0)
-        counts = self.per_row_chunks(_chunk_denominators, self.row_args(), 2, **self.row_flags())
+        row_chunks = self.x.chunks[:-1]
+        counts = _summed_over_row_chunks(_chunk_denominators, self.row_args(), row_chunks, 2, **self.row_flags())
         return delayed(_scales_of)(counts)
 
     def grad(self, merged: da.Array) -> da.Array:
@@ -179,6 +167,31 @@ class _Graph:
         if self.one_row:
             g = g[0]
         return da.moveaxis(g, -1, self.axis) if self.axis != g.ndim - 1 else g
+
+
+def _summed_over_row_chunks(
+    func: Callable[..., np.ndarray], arrays: Sequence[da.Array], row_chunks: Tuple[Tuple[int, ...], ...], width: int,
+    *, replace_last: bool = False, **kwargs: Any,
+) -> da.Array:
+    """A map over the chunks of rows (chunked ``row_chunks``) giving ``width`` float64 numbers per chunk, summed
+    over the chunks (in a fixed tree) into one ``(width,)`` array. The arrays have the rows' axes, and with
+    ``replace_last`` one more, in one chunk, that the numbers replace."""
+    nb = len(row_chunks)
+    axes = {} if replace_last else {"new_axis": nb}
+    per_chunk = da.map_blocks(
+        func, *arrays, chunks=tuple((1,) * len(c) for c in row_chunks) + ((width,),), dtype=np.float64,
+        meta=np.empty((0,) * (nb + 1), np.float64), **axes, **kwargs,
+    )
+    return per_chunk.sum(axis=tuple(range(nb)))
+
+
+def _reduced_pair(sums: da.Array, reduction: str, options: Any) -> Tuple[da.Array, da.Array]:
+    """The reduced loss and z-loss term (0-d Dask arrays) from a batch's summed Sums."""
+    pair = da.map_blocks(
+        _reduced, sums, reduction=reduction, options=options, chunks=((2,),), dtype=np.float64,
+        meta=np.empty((0,), np.float64),
+    )
+    return pair[0], pair[1]
 
 
 def _logits(input: Any) -> da.Array:
@@ -358,6 +371,68 @@ def _chunk_grad(
     return g.reshape(x.shape).astype(out_dtype, copy=False)
 
 
+class _Head(NamedTuple):
+    """A linear layer's arrays, checked and in the compute dtype: one key of the graph."""
+
+    weight: np.ndarray  # (V, H)
+    bias: Optional[np.ndarray]
+    class_weight: Optional[np.ndarray]
+
+
+def _head_rows(
+    h: np.ndarray, t: np.ndarray, mask: Sequence[np.ndarray], ignore_index: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """A chunk's hidden states ``(rows, H)`` and labels (int64; ``ignore_index`` where the mask is False, so
+    that those rows count for nothing and their labels are not read)."""
+    labels = _validation._labels(t.reshape(-1))
+    if mask:
+        labels = np.where(mask[0].reshape(-1), labels, np.int64(ignore_index))
+    return h.reshape(-1, h.shape[-1]), labels
+
+
+def _linear_sums(
+    h: np.ndarray, t: np.ndarray, *mask: np.ndarray, head: _Head, options: Dict[str, Any],
+    counting: _partials.Options, apart: bool, block_info: Any = None,
+) -> np.ndarray:
+    """A chunk of rows' Sums; ``apart``: also the two terms a mean over weights summing to zero divides
+    apart (two more passes, taken only when such a mean can happen)."""
+    rows_shape = h.shape[:-1]
+    x, labels = _head_rows(h, t, mask, counting.ignore_index)
+    layer = dict(linear_bias=head.bias, weight=head.class_weight, reduction="sum", **options)
+    try:
+        with threads(1):
+            loss, z = _linear.linear_cross_entropy(x, head.weight, labels, return_z_loss=True, **layer)
+            nll = smooth = 0.0
+            if apart:
+                for a in (0.0, 1.0):
+                    part = dict(layer, label_smoothing=a, z_loss=0.0)
+                    value = _linear.linear_cross_entropy(x, head.weight, labels, **part)
+                    nll, smooth = (value, smooth) if a == 0.0 else (nll, value)
+            counts = _partials.denominators(labels, x.shape[0], counting, None)
+    except IndexError as err:
+        raise _validation.locate_label_error(err, rows_shape, _row_starts(block_info)[:-1]) from None
+    sums = [loss - z, z, nll, smooth, counts.weight, counts.rows]
+    return np.array(sums, dtype=np.float64).reshape((1,) * len(rows_shape) + (6,))
+
+
+def _linear_rows(
+    h: np.ndarray, t: np.ndarray, *mask: np.ndarray, head: _Head, options: Dict[str, Any], ignore_index: int,
+    block_info: Any = None,
+) -> np.ndarray:
+    """A chunk of rows' losses and z-loss terms, ``rows_shape + (2,)``."""
+    rows_shape = h.shape[:-1]
+    x, labels = _head_rows(h, t, mask, ignore_index)
+    try:
+        with threads(1):
+            losses, z = _linear.linear_cross_entropy(
+                x, head.weight, labels, linear_bias=head.bias, weight=head.class_weight, reduction="none",
+                return_z_loss=True, **options,
+            )
+    except IndexError as err:
+        raise _validation.locate_label_error(err, rows_shape, _row_starts(block_info)[:-1]) from None
+    return np.stack([losses, z], axis=-1).reshape(rows_shape + (2,))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The public functions.
 
@@ -492,6 +567,115 @@ def cross_entropy_value_and_grad(
     )
     merged = graph.merged(split_every)
     return graph.loss(merged, bool(return_z_loss)), graph.grad(merged)
+
+
+def linear_cross_entropy(
+    input: Any,
+    linear_weight: Any,
+    target: Any,
+    *,
+    linear_bias: Optional[Any] = None,
+    weight: Optional[Any] = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: Optional[float] = None,
+    where: Optional[Any] = None,
+    return_z_loss: bool = False,
+    chunk_size: Optional[int] = None,
+) -> Any:
+    """The cross-entropy of a linear layer's output over a Dask array of its inputs, lazily, as
+    :func:`xentcpp.linear_cross_entropy`: no logits anywhere.
+
+    Each chunk of rows of ``input`` (hidden states) is one task, :func:`xentcpp.linear_cross_entropy`
+    with ``reduction="sum"`` (or ``"none"``), which makes the chunk's logits a few rows at a time in a
+    workspace of its own; the sums of the chunks are added in a tree fixed by the chunking and divided
+    by the mean's denominator (from the labels). The layer's arrays are one key of the graph, sent once
+    to each worker that runs a chunk. Evaluating a language model's output layer over a corpus this way
+    never makes its ``(tokens, V)`` logits, in any process.
+
+    Parameters
+    ----------
+    input : dask.array.Array or array_like
+        The layer's input, ``(..., H)``: float16, bfloat16, float32 or float64, chunked in any way along
+        its rows (the ``H`` axis is taken whole).
+    linear_weight : array_like of shape (V, H)
+        The layer's weight, as :func:`xentcpp.linear_cross_entropy` takes it (a NumPy array).
+    target : dask.array.Array or array_like of int
+        Class indices of ``input``'s shape without its last axis; rechunked to ``input``'s rows.
+    linear_bias, weight, ignore_index, reduction, label_smoothing, z_loss, softcap, chunk_size
+        As in :func:`xentcpp.linear_cross_entropy` (``chunk_size``: rows per workspace, within each chunk).
+    where : dask.array.Array or array_like of bool, optional
+        A row mask, broadcastable to the per-row loss shape: rows where it is False count for nothing (as
+        ``where=`` of :func:`xentcpp.cross_entropy`).
+    return_z_loss : bool, default False
+        Also return the z-loss term on its own (reduced like the loss).
+
+    Returns
+    -------
+    dask.array.Array
+        A 0-d array for ``"sum"`` and ``"mean"`` (float64); for ``"none"`` one loss per row, in the
+        compute dtype, chunked as the rows. With ``return_z_loss=True``, a pair ``(loss, z_loss)``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`xentcpp.linear_cross_entropy`, when the graph is built.
+    IndexError
+        A class index outside ``[0, V)`` that is not ``ignore_index``, when the graph runs, naming its row.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, xentcpp as xc, xentcpp.dask
+    >>> h = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> w = np.array([[2.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    >>> loss = xentcpp.dask.linear_cross_entropy(da.from_array(h, chunks=2), w, np.array([0, 1, 2]))
+    >>> float(loss.compute()), xc.linear_cross_entropy(h, w, [0, 1, 2])
+    (0.8460, 0.8460)
+    """
+    hidden = _logits(input)  # the same checks as logits: a float Dask array with known chunks
+    if hidden.shape[-1] == 0:
+        raise ValueError(f"input has no features: its last axis is empty (shape {hidden.shape})")
+    check = _linear.prepare(
+        np.empty((0, hidden.shape[-1]), hidden.dtype), linear_weight, np.empty(0, np.int64), linear_bias=linear_bias,
+        weight=weight, ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+        z_loss=z_loss, softcap=softcap, chunk_size=chunk_size,
+    )
+    classes = check.weight.shape[0]
+    head = _Head(check.weight, check.bias, check.options["class_weight"])
+    counting = _partials.make_options(classes, head.class_weight, ignore_index, label_smoothing, z_loss, softcap)
+    options = dict(ignore_index=counting.ignore_index, label_smoothing=counting.label_smoothing, z_loss=counting.z_loss,
+                   softcap=softcap, chunk_size=chunk_size)
+    one_row = hidden.ndim == 1
+    h = (hidden[None] if one_row else hidden).rechunk({-1: -1})
+    batch_shape = h.shape[:-1]
+    t = target if isinstance(target, da.Array) else np.asarray(target)
+    if t.shape != hidden.shape[:-1]:
+        raise ValueError(f"target has shape {t.shape}; expected class indices of shape {hidden.shape[:-1]} (input's "
+                         "shape without its last axis)")
+    _check_target_kind(t.dtype, False, counting.ignore_index)
+    labels = _chunked_like(t.reshape(batch_shape), h.chunks[:-1])[..., None]
+    masks = [] if where is None else [
+        _row_mask(where, hidden.shape[:-1]).reshape(batch_shape).rechunk(h.chunks[:-1])[..., None]
+    ]
+    head_key = delayed(head, pure=True, traverse=False)
+    if reduction == "none":
+        both = da.map_blocks(
+            _linear_rows, h, labels, *masks, head=head_key, options=options, ignore_index=counting.ignore_index,
+            chunks=h.chunks[:-1] + ((2,),), dtype=check.dtype, meta=np.empty((0,) * h.ndim, check.dtype),
+        )
+        loss, z = (both[0, k] if one_row else both[..., k] for k in (0, 1))
+    else:
+        apart = reduction == "mean" and counting.label_smoothing != 0.0 and (
+            counting.weight is not None and bool((counting.weight <= 0).any())
+        )
+        sums = _summed_over_row_chunks(
+            _linear_sums, [h, labels, *masks], h.chunks[:-1], 6, replace_last=True, head=head_key, options=options,
+            counting=counting, apart=apart,
+        )
+        loss, z = _reduced_pair(sums, reduction, counting)
+    return (loss, z) if return_z_loss else loss
 
 
 for _function in (cross_entropy, cross_entropy_value_and_grad):
