@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["chunk", "labels", "labels_chunk", "logits_chunk"]
+__all__ = ["chunk", "head", "hidden", "hidden_chunk", "labels", "labels_chunk", "logits_chunk"]
 
 PERIOD = 1 << 23  # 32 MiB of float32
 EXTRA = 1 << 22  # the table runs on this far past PERIOD: a chunk's window may span up to this many entries
@@ -55,3 +55,20 @@ def logits_chunk(block_info: Any = None) -> np.ndarray:
 def labels_chunk(classes: int, block_info: Any = None) -> np.ndarray:
     (r0, r1), = block_info[None]["array-location"]
     return labels(r0, r1, classes)
+
+
+def hidden(r0: int, r1: int, features: int) -> np.ndarray:
+    """Hidden states of rows [r0, r1) for a linear layer (``features`` of them, standard deviation 1): the
+    same strided copy, scaled."""
+    return chunk(r0, r1, 0, features) * np.float32(1 / 3)
+
+
+def hidden_chunk(features: int, block_info: Any = None) -> np.ndarray:
+    (r0, r1), _ = block_info[None]["array-location"]
+    return hidden(r0, r1, features)
+
+
+def head(classes: int, features: int) -> np.ndarray:
+    """A linear layer's weight ``(classes, features)`` whose logits spread as ``chunk``'s (standard deviation 3)."""
+    w = np.random.default_rng(7).standard_normal((classes, features), dtype=np.float32)
+    return w * np.float32(3 / np.sqrt(features))

@@ -13,6 +13,12 @@ idle size, in chunks; bytes spilled to disk (Dask's own counters); the load aver
     python benchmarks/dask/sharded_loss.py                         # the full size (minutes)
     python benchmarks/dask/sharded_loss.py --rows 20000            # 2.56 GB
     python benchmarks/dask/sharded_loss.py --class-chunk 8000      # the vocabulary split in 4 too
+    python benchmarks/dask/sharded_loss.py --hidden 512 --rows 20000   # an output layer over hidden states
+
+With ``--hidden H`` the graph holds hidden states ``(rows, H)`` instead of logits, reduced through a linear
+layer of ``classes x H`` by ``xentcpp.dask.linear_cross_entropy``, and the plain loop calls
+``xentcpp.linear_cross_entropy`` on the same row chunks: no logits exist, in either. Throughput is then
+counted in the logits' bytes that were never made.
 """
 
 from __future__ import annotations
@@ -52,26 +58,39 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default=None,
                         help="per worker (default: 12 chunks, so that 4 chunks stay below Dask's 60%% spill target)")
+    parser.add_argument("--hidden", type=int, default=0,
+                        help="features of hidden states reduced through a linear layer (default 0: logits)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here too")
     return parser.parse_args(argv)
 
 
-def plain_loop(rows: int, classes: int, row_chunk: int) -> float:
-    """The mean loss from the same row chunks, made and reduced one after the other in this process."""
+def plain_loop(rows: int, classes: int, row_chunk: int, head: np.ndarray | None = None) -> float:
+    """The mean loss from the same row chunks, made and reduced one after the other in this process (through
+    the linear layer ``head`` when given)."""
     total = 0.0
     for r0 in range(0, rows, row_chunk):
         r1 = min(rows, r0 + row_chunk)
-        total += xc.cross_entropy(logits_source.chunk(r0, r1, 0, classes), logits_source.labels(r0, r1, classes),
-                                  reduction="sum")
+        labels = logits_source.labels(r0, r1, classes)
+        if head is None:
+            total += xc.cross_entropy(logits_source.chunk(r0, r1, 0, classes), labels, reduction="sum")
+        else:
+            total += xc.linear_cross_entropy(logits_source.hidden(r0, r1, head.shape[1]), head, labels,
+                                             reduction="sum")
     return total / rows
 
 
-def loss_graph(rows: int, classes: int, row_chunk: int, class_chunk: int) -> Any:
+def loss_graph(rows: int, classes: int, row_chunk: int, class_chunk: int, head: np.ndarray | None = None) -> Any:
+    """The lazy mean loss: of logits chunked (row_chunk, class_chunk), or of hidden states through ``head``."""
+    row_chunks = da.core.normalize_chunks((row_chunk,), (rows,))
+    y = da.map_blocks(logits_source.labels_chunk, classes, chunks=row_chunks, dtype=np.int64,
+                      meta=np.empty((0,), np.int64))
+    if head is not None:
+        h = da.map_blocks(logits_source.hidden_chunk, head.shape[1], chunks=row_chunks + ((head.shape[1],),),
+                          dtype=np.float32, meta=np.empty((0, 0), np.float32))
+        return xd.linear_cross_entropy(h, head, y)
     chunks = da.core.normalize_chunks((row_chunk, class_chunk), (rows, classes))
     x = da.map_blocks(logits_source.logits_chunk, chunks=chunks, dtype=np.float32, meta=np.empty((0, 0), np.float32))
-    y = da.map_blocks(logits_source.labels_chunk, classes, chunks=(chunks[0],), dtype=np.int64,
-                      meta=np.empty((0,), np.int64))
     return xd.cross_entropy(x, y)
 
 
@@ -103,22 +122,29 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     class_chunk = args.class_chunk or args.classes
     chunk_bytes = args.row_chunk * class_chunk * 4
     logits_bytes = args.rows * args.classes * 4
-    memory_limit = args.memory_limit or 12 * chunk_bytes
-    print(f"logits {args.rows} x {args.classes} float32 = {logits_bytes / 1e9:.2f} GB in chunks of "
-          f"{args.row_chunk} x {class_chunk} ({chunk_bytes / 1e6:.0f} MB); {args.workers} workers of 1 thread, "
-          f"memory limit {memory_limit if isinstance(memory_limit, str) else f'{memory_limit / 2**30:.2f} GiB'} each")
+    head = logits_source.head(args.classes, args.hidden) if args.hidden else None
+    # With a linear layer, a worker holds the layer and linear_cross_entropy's 64 MiB workspace.
+    memory_limit = args.memory_limit or (12 * chunk_bytes if head is None else 4 * head.nbytes + (1 << 30))
+    what = (f"logits {args.rows} x {args.classes} float32 = {logits_bytes / 1e9:.2f} GB in chunks of "
+            f"{args.row_chunk} x {class_chunk} ({chunk_bytes / 1e6:.0f} MB)")
+    if head is not None:
+        what = (f"hidden states {args.rows} x {args.hidden} float32 in chunks of {args.row_chunk} rows, through a "
+                f"{args.classes} x {args.hidden} layer ({head.nbytes / 1e6:.0f} MB): the logits would be "
+                f"{logits_bytes / 1e9:.2f} GB")
+    limit = memory_limit if isinstance(memory_limit, str) else f"{memory_limit / 2**30:.2f} GiB"
+    print(f"{what}; {args.workers} workers of 1 thread, memory limit {limit} each")
     load_before = os.getloadavg()
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None, memory_limit=memory_limit) as cluster, Client(cluster) as client:
         client.upload_file(str(HERE / "logits_source.py"))
-        loss = loss_graph(args.rows, args.classes, args.row_chunk, class_chunk)
+        loss = loss_graph(args.rows, args.classes, args.row_chunk, class_chunk, head)
         plain_times: List[float] = []
         dask_times: List[float] = []
         peaks: List[Dict[str, int]] = []
         results = {}
         for round_ in range(args.rounds):
             start = time.perf_counter()
-            results["plain"] = plain_loop(args.rows, args.classes, args.row_chunk)
+            results["plain"] = plain_loop(args.rows, args.classes, args.row_chunk, head)
             plain_times.append(time.perf_counter() - start)
             idle = client.run(_reset_peak)
             start = time.perf_counter()
@@ -139,6 +165,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         "xentcpp": xc.__version__,
         "simd": xc.simd_target(),
         "shape": [args.rows, args.classes],
+        "hidden": args.hidden,
         "chunk": [args.row_chunk, class_chunk],
         "chunk_mb": chunk_bytes / 1e6,
         "workers": args.workers,
