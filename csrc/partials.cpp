@@ -52,16 +52,7 @@ RowPartial record_of(const simd::SpanStats<T>& s, std::int64_t classes) {
 
 template <typename T>
 detail::RowSpec<T> spec_of(std::int64_t classes, const PartialOptions<T>& options) {
-    detail::RowSpec<T> spec;
-    spec.classes = classes;
-    spec.weight = options.weight;
-    spec.smoothing = options.label_smoothing;
-    spec.weight_total = static_cast<double>(classes);
-    if (options.weight) {
-        spec.weight_total = 0.0;
-        for (std::int64_t c = 0; c < classes; ++c) spec.weight_total += static_cast<double>(options.weight[c]);
-    }
-    return spec;
+    return detail::weighted_spec(classes, options.weight, options.label_smoothing);
 }
 
 template <typename T>

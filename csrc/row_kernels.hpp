@@ -26,6 +26,22 @@ struct RowSpec {
     double smooth_coef() const { return smoothing / static_cast<double>(classes); }
 };
 
+// The spec of rows of `classes` classes with these class weights (nullptr: all ones) and label
+// smoothing; the weights' total in double, in class order (the probability clamp left at [0, 1]).
+template <typename T>
+RowSpec<T> weighted_spec(std::int64_t classes, const T* weight, double smoothing) {
+    RowSpec<T> spec;
+    spec.classes = classes;
+    spec.weight = weight;
+    spec.smoothing = smoothing;
+    spec.weight_total = static_cast<double>(classes);
+    if (weight) {
+        spec.weight_total = 0.0;
+        for (std::int64_t c = 0; c < classes; ++c) spec.weight_total += static_cast<double>(weight[c]);
+    }
+    return spec;
+}
+
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 template <typename T>

@@ -82,15 +82,7 @@ Counted count_labels(const Problem<S>& problem, const Options<compute_t<S>>& opt
 
 template <typename T>
 RowSpec<T> make_spec(std::int64_t classes, const Options<T>& options) {
-    RowSpec<T> spec;
-    spec.classes = classes;
-    spec.weight = options.weight;
-    spec.smoothing = options.label_smoothing;
-    spec.weight_total = static_cast<double>(classes);
-    if (options.weight) {
-        spec.weight_total = 0.0;
-        for (std::int64_t c = 0; c < classes; ++c) spec.weight_total += static_cast<double>(options.weight[c]);
-    }
+    RowSpec<T> spec = detail::weighted_spec(classes, options.weight, options.label_smoothing);
     spec.clip_lo = static_cast<T>(options.epsilon);
     spec.clip_hi = static_cast<T>(1.0 - options.epsilon);
     return spec;

@@ -6,7 +6,6 @@ them on Dask arrays.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional, Tuple
 
@@ -82,15 +81,7 @@ def make_options(
     classes = _validation._int64(num_classes, "num_classes")
     if classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {classes}")
-    smoothing = _validation._real(label_smoothing, "label_smoothing")
-    if not 0.0 <= smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {smoothing}")
-    z = _validation._real(z_loss, "z_loss")
-    if not 0.0 <= z < math.inf:
-        raise ValueError(f"z_loss must be finite and >= 0, got {z}")
-    cap = 0.0 if softcap is None else _validation._real(softcap, "softcap")
-    if softcap is not None and not 0.0 < cap < math.inf:
-        raise ValueError(f"softcap must be finite and > 0 (or None), got {softcap}")
+    smoothing, z, cap = _validation.logit_options(label_smoothing, z_loss, softcap)
     w = _validation.class_weights(weight, classes, np.dtype(np.float64))
     if w is not None and not np.isfinite(w).all():
         raise ValueError("weight must be finite for every class (no NaN, no +-inf)")

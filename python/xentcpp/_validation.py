@@ -134,18 +134,10 @@ def prepare(
     w = class_weights(weight, classes, dtype)
 
     check_reduction(reduction)
-    label_smoothing = _real(label_smoothing, "label_smoothing")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    label_smoothing, z_loss, cap = logit_options(label_smoothing, z_loss, softcap)
     epsilon = _real(epsilon, "epsilon")
     if not 0.0 <= epsilon < 0.5:
         raise ValueError(f"epsilon must be in [0, 0.5), got {epsilon}")
-    z_loss = _real(z_loss, "z_loss")
-    if not 0.0 <= z_loss < math.inf:
-        raise ValueError(f"z_loss must be finite and >= 0, got {z_loss}")
-    cap = 0.0 if softcap is None else _real(softcap, "softcap")
-    if softcap is not None and not 0.0 < cap < math.inf:
-        raise ValueError(f"softcap must be finite and > 0 (or None), got {softcap}")
     if not from_logits and (z_loss != 0.0 or cap != 0.0):
         raise ValueError("z_loss and softcap apply to logits: they need from_logits=True")
 
@@ -170,6 +162,21 @@ def prepare(
         caller_input=x,
         caller_target=t,
     )
+
+
+def logit_options(label_smoothing: Any, z_loss: Any, softcap: Any) -> Tuple[float, float, float]:
+    """``label_smoothing`` in [0, 1], ``z_loss`` finite and >= 0, ``softcap`` finite and > 0 or None (0.0 in
+    the result): as floats, else ValueError (TypeError for what is not a real number)."""
+    smoothing = _real(label_smoothing, "label_smoothing")
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {smoothing}")
+    z = _real(z_loss, "z_loss")
+    if not 0.0 <= z < math.inf:
+        raise ValueError(f"z_loss must be finite and >= 0, got {z}")
+    cap = 0.0 if softcap is None else _real(softcap, "softcap")
+    if softcap is not None and not 0.0 < cap < math.inf:
+        raise ValueError(f"softcap must be finite and > 0 (or None), got {softcap}")
+    return smoothing, z, cap
 
 
 def class_weights(weight: Any, classes: int, dtype: np.dtype) -> Optional[np.ndarray]:
