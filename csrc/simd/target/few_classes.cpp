@@ -133,20 +133,26 @@ XENTCPP_INLINE void plain_pair(const SmallRows<T>& a, std::int64_t r0, V<T>* los
     constexpr int L = Vec<T>::lanes;
     const std::int64_t n = kN > 0 ? kN : a.classes;
     V<T> col[2][kSmallClasses], label[2], m[2], target_shift[2] = {};
+    XENTCPP_UNROLL
     for (int g = 0; g < 2; ++g) {
         load_columns<T>(a.x + (r0 + g * L) * n, n, col[g]);
         label[g] = group_labels(a, r0 + g * L, L);
         m[g] = splat(kMinusInf<T>);
     }
+    XENTCPP_UNROLL
     for (std::int64_t c = 0; c < n; ++c) {
+        XENTCPP_UNROLL
         for (int g = 0; g < 2; ++g) m[g] = max_skip_nan(m[g], col[g][c]);
     }
+    XENTCPP_UNROLL
     for (std::int64_t c = 0; c < n; ++c) {
+        XENTCPP_UNROLL
         for (int g = 0; g < 2; ++g) {
             const V<T> z = col[g][c] - m[g];
             col[g][c] = pick_target<T>(label[g], static_cast<T>(c), z, exp_sum(z), target_shift[g]);
         }
     }
+    XENTCPP_UNROLL
     for (int g = 0; g < 2; ++g) {
         const V<T> log_sum = log1p_excess<T>(tree_sum<T>(col[g], n));
         const V<T> nll = log_sum - target_shift[g];
