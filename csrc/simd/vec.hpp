@@ -162,27 +162,37 @@ XENTCPP_INLINE V<T> add_unless_zero(V<T> acc, V<T> z, V<T> e, std::uint32_t& non
 #endif
 }
 
-// In the lanes whose label is c: z into `picked`, and e - 1 returned; e elsewhere. The few-classes
-// kernels' per-class step for a row's target (its shift, and its term entering the sum as e - 1).
-// Note: on AVX-512 one compare into a mask register, a masked blend and a masked subtraction; the
-// portable form compiles to a compare, two blends and a subtraction.
+// In the lanes whose label is c: z into `picked` (and e into `*picked_e` when given), and e - 1
+// returned; e elsewhere. The few-classes kernels' per-class step for a row's target (its shift, its
+// exponential, and its term entering the sum as e - 1).
+// Note: on AVX-512 one compare into a mask register, a masked blend (two with picked_e) and a masked
+// subtraction; the portable form compiles to a compare, two blends (three) and a subtraction.
 template <typename T>
-XENTCPP_INLINE V<T> pick_target(V<T> label, T c, V<T> z, V<T> e, V<T>& picked) {
+XENTCPP_INLINE V<T> pick_target(V<T> label, T c, V<T> z, V<T> e, V<T>& picked, V<T>* picked_e = nullptr) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
         const __mmask16 hit = _mm512_cmp_ps_mask(reinterpret_cast<__m512>(label), _mm512_set1_ps(c), _CMP_EQ_OQ);
         picked = reinterpret_cast<V<T>>(_mm512_mask_blend_ps(hit, reinterpret_cast<__m512>(picked), reinterpret_cast<__m512>(z)));
+        if (picked_e) {
+            *picked_e = reinterpret_cast<V<T>>(
+                _mm512_mask_blend_ps(hit, reinterpret_cast<__m512>(*picked_e), reinterpret_cast<__m512>(e)));
+        }
         return reinterpret_cast<V<T>>(_mm512_mask_sub_ps(reinterpret_cast<__m512>(e), hit, reinterpret_cast<__m512>(e),
                                                          _mm512_set1_ps(1.0f)));
     } else {
         const __mmask8 hit = _mm512_cmp_pd_mask(reinterpret_cast<__m512d>(label), _mm512_set1_pd(c), _CMP_EQ_OQ);
         picked = reinterpret_cast<V<T>>(_mm512_mask_blend_pd(hit, reinterpret_cast<__m512d>(picked), reinterpret_cast<__m512d>(z)));
+        if (picked_e) {
+            *picked_e = reinterpret_cast<V<T>>(
+                _mm512_mask_blend_pd(hit, reinterpret_cast<__m512d>(*picked_e), reinterpret_cast<__m512d>(e)));
+        }
         return reinterpret_cast<V<T>>(_mm512_mask_sub_pd(reinterpret_cast<__m512d>(e), hit, reinterpret_cast<__m512d>(e),
                                                          _mm512_set1_pd(1.0)));
     }
 #else
     const auto hit = label == c;
     picked = hit ? z : picked;
+    if (picked_e) *picked_e = hit ? e : *picked_e;
     return hit ? e - T(1) : e;
 #endif
 }
