@@ -25,7 +25,7 @@ pip_install=("$python" -m pip install -q -c constraints.txt)
 # The build requirements pinned too (an isolated build would fetch the newest), then xentcpp built with them.
 "${pip_install[@]}" scikit-build-core pybind11 scipy-openblas32 cmake ninja
 "${pip_install[@]}" --no-build-isolation ".[test,examples,dev,docs,dask]"
-# PyTorch is the parity peer; torch==2.13.0 is a local CPU build on the project's machines.
+# PyTorch is the parity peer, at the version of the parity tests (its CPU build where pip offers one).
 if [ "${XENTCPP_TEST_TORCH:-1}" != 0 ] && ! "$python" -c "import torch" 2>/dev/null; then
   "${pip_install[@]}" torch==2.13.0
 fi
