@@ -154,8 +154,8 @@ inline V<double> exp(V<double> x) {
 //   x in [-87.33, 0]: <= 5 ulp (measured 4.77 with FMA, the one-constant reduction at |n| = 126;
 //   2.40 without FMA); x in [-8, 0], the terms that make a sum: <= 2e-7 relative (measured 1.80e-7
 //   with FMA, 1.93e-7 without). Held by tests/cpp/test_vector_math.cpp. 0: exactly 1.
-//   Below, with AVX-512: gradual underflow, then 0 from -104 (and -inf). Without: subnormal
-//   results down to -87.68 (n = -126), then 0 (n = -127 gives 2^n = 0 with no select) and -inf: 0.
+//   Below: gradual underflow (within 2^-149 plus the relative error above), then 0 from -104 (and
+//   -inf), on every target.
 //   NaN: NaN. x > 0: not for it (no overflow clamp).
 #if defined(__AVX512F__)
 inline V<float> exp_sum(V<float> x) {
@@ -170,7 +170,7 @@ inline V<float> exp_sum(V<float> x) {
 #else
 inline V<float> exp_sum(V<float> x) {
     using Bits = Vec<float>::bits;
-    const V<float> lowest = splat(-88.0f);  // n = -127 below -87.68: 2^n built as 0
+    const V<float> lowest = splat(-104.0f);  // n >= -150: the result rounds to 0 or 2^-149
     const V<float> xc = x < lowest ? lowest : x;  // NaN passes through
     // Note: explicit multiply-adds (mul_add), fused where the target has FMA whatever the
     // optimisation level: n * ln2 is exact only inside an FMA (a Debug build, which does not contract
@@ -186,8 +186,12 @@ inline V<float> exp_sum(V<float> x) {
 #endif
     V<float> p = splat(8.312525e-3f);
     for (const float c : {4.1890115e-2f, 1.6667114e-1f, 4.999923e-1f, 1.0f, 1.0f}) p = mul_add<float>(p, r, splat(c));
-    const Bits n_bits = reinterpret_cast<Bits>(t) - (0x4B400000 - 127);
-    return p * reinterpret_cast<V<float>>(n_bits << 23);
+    // p 2^n as (p 2^(n + 64)) 2^-64: the first product is exact (2^(n + 64) is normal for n >= -190, and
+    // x <= 0 keeps n <= 0), the second rounds once, into the subnormal range too (gradual underflow, as
+    // vscalef on AVX-512). One multiplication more; 2^n alone is no float below n = -126, and the terms
+    // lost there were the whole loss of a row near the underflow (2 % of a float loss of 4.8e-38).
+    const Bits n_bits = reinterpret_cast<Bits>(t) - (0x4B400000 - 127 - 64);
+    return (p * reinterpret_cast<V<float>>(n_bits << 23)) * 0x1p-64f;
 }
 #endif
 

@@ -107,6 +107,15 @@ TEST(VectorMath, FloatExpSumWithinFiveUlp) {
             relative = std::max(relative, std::fabs(static_cast<double>(y[i]) - want) / want);
         }
         EXPECT_LE(relative, 2e-7) << target_name(t);
+        // Gradual underflow: a term below the smallest normal number is rounded once, not dropped
+        // (such terms are the whole loss of a row near the underflow).
+        double below = 0.0;
+        for (float v = -103.9f; v < -87.34f; v += 1.0e-3f) {
+            const double want = std::exp(static_cast<double>(v));
+            const double got = static_cast<double>(apply(k.exp_sum, {v})[0]);
+            below = std::max(below, std::fabs(got - want) / (0x1p-149 + 5.0 * 0x1p-23 * want));
+        }
+        EXPECT_LE(below, 1.0) << target_name(t);
         const float inf = std::numeric_limits<float>::infinity();
         const std::vector<float> e = apply(k.exp_sum, {-inf, std::numeric_limits<float>::quiet_NaN(), -1e6f, 0.0f, -0.0f});
         EXPECT_EQ(e[0], 0.0f) << target_name(t);  // masked classes add nothing
