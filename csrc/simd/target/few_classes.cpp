@@ -178,13 +178,17 @@ LossSums small_rows_n(const SmallRows<T>& a) {
         for (std::int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(ahead + b);
     };
     std::int64_t r0 = 0;
-    if (a.grad == nullptr && a.weight == nullptr && a.smoothing == 0.0 && a.z_loss == 0.0) {
-        for (; r0 + 2 * L <= a.rows; r0 += 2 * L) {
-            prefetch(r0, 2 * group_bytes);
-            V<T> loss[2];
-            plain_pair<T, kN>(a, r0, loss);
-            total += __builtin_convertvector(loss[0], WideDouble<T>);  // in group order, as below
-            total += __builtin_convertvector(loss[1], WideDouble<T>);
+    // The pair only for class counts known at compile time, whose loops it unrolls (a run-time count
+    // would unroll 32 times over: minutes of compilation under the sanitizers, for nothing).
+    if constexpr (kN > 0) {
+        if (a.grad == nullptr && a.weight == nullptr && a.smoothing == 0.0 && a.z_loss == 0.0) {
+            for (; r0 + 2 * L <= a.rows; r0 += 2 * L) {
+                prefetch(r0, 2 * group_bytes);
+                V<T> loss[2];
+                plain_pair<T, kN>(a, r0, loss);
+                total += __builtin_convertvector(loss[0], WideDouble<T>);  // in group order, as below
+                total += __builtin_convertvector(loss[1], WideDouble<T>);
+            }
         }
     }
     for (; r0 < a.rows; r0 += L) {

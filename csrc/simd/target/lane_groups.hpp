@@ -20,11 +20,9 @@ template <typename T>
 XENTCPP_INLINE void load_columns(const T* rows, std::int64_t n, V<T>* col) {
     constexpr int L = Vec<T>::lanes;
     const std::int64_t parts = (n + L - 1) / L;
-    XENTCPP_UNROLL
     for (std::int64_t p = 0; p < parts; ++p) {
         // A few columns left (8 lanes or fewer): gathered one by one, cheaper than a transpose.
         if (L <= 8 && n - p * L <= L / 4) {
-            XENTCPP_UNROLL
             for (std::int64_t c = p * L; c < n; ++c) {
                 XENTCPP_UNROLL
                 for (int j = 0; j < L; ++j) col[c][j] = rows[j * n + c];
